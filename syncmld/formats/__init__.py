@@ -1,0 +1,1 @@
+"""PIM data formats: pure conversions between phone and desktop representations."""

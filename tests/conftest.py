@@ -1,0 +1,26 @@
+"""Shared test configuration: Hypothesis profiles and test-data paths.
+
+Profiles (chosen with ``HYPOTHESIS_PROFILE``): ``dev`` (default, quick),
+``ci`` (more examples, no deadline: the CI machine has two busy cores) and
+``deterministic`` (derandomized, for reproducing a failure).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("deterministic", max_examples=100, deadline=None, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+DATA = Path(__file__).parent / "data"
