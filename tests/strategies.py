@@ -20,7 +20,9 @@ either encoding.  They respect the normalisation the readers legitimately do
   leaves unchanged).
 
 Entry points: :func:`messages`, :func:`devinfs`, :func:`commands`,
-:func:`items`, :func:`binary_data`.
+:func:`items`, :func:`binary_data`; and two helpers for comparing models:
+:func:`model_diff` (where two models differ) and :func:`as_sent` (the one
+change the encoder documents).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
+from syncmld.protocol.codec import Encoding
 from syncmld.protocol.devinf import (
     ContentTypeRef,
     CTCap,
@@ -242,7 +245,7 @@ def vcards() -> st.SearchStrategy[str]:
         build,
         st.sampled_from(("2.1", "3.0")),
         value(),
-        st.from_regex(r"\+?[0-9]{3,15}", fullmatch=True),
+        st.integers(100, 10**15).map(lambda n: f"+{n}"),
         free_text(30),
     )
 
@@ -669,3 +672,41 @@ def model_diff(a: object, b: object, path: str = "") -> str | None:
             if d is not None:
                 return d
     return f"{path or '<root>'}: {a!r:.300} != {b!r:.300}"
+
+
+# --- what a peer receives --------------------------------------------------------------
+
+DEVINF_TYPES = {
+    Encoding.XML: "application/vnd.syncml-devinf+xml",
+    Encoding.WBXML: "application/vnd.syncml-devinf+wbxml",
+}
+
+
+def _retyped(meta: Meta | None, encoding: Encoding) -> Meta | None:
+    if meta is None or meta.type is None:
+        return meta
+    if meta.type.strip().lower() in DEVINF_TYPES.values():
+        return dataclasses.replace(meta, type=DEVINF_TYPES[encoding])
+    return meta
+
+
+def as_sent(msg: Message, encoding: Encoding) -> Message:
+    """The message a peer receives when ``msg`` is sent in ``encoding``.
+
+    Normalisation documented by ``encode_message``: a DevInf ``Meta/Type`` of
+    a body-level Put, Get or Results (on the command or an item) names the
+    DevInf encoding that matches the message's, as the DevInf embedding rules
+    require.  Everything else must arrive unchanged.
+    """
+    commands = []
+    for cmd in msg.commands:
+        if isinstance(cmd, Put | Get | Results):
+            items = tuple(
+                dataclasses.replace(i, meta=_retyped(i.meta, encoding)) for i in cmd.items
+            )
+            commands.append(
+                dataclasses.replace(cmd, meta=_retyped(cmd.meta, encoding), items=items)
+            )
+        else:
+            commands.append(cmd)
+    return dataclasses.replace(msg, commands=tuple(commands))

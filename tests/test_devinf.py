@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import random
 import re
 import string
 from pathlib import Path
@@ -756,9 +757,10 @@ def test_mutated_real_documents(node: Node, data: st.DataObject) -> None:
     _check_reader(node)
 
 
-def _stable_shuffle(children: tuple[Node, ...], data: st.DataObject) -> tuple[Node, ...]:
+def _stable_shuffle(children: tuple[Node, ...], rnd: random.Random) -> tuple[Node, ...]:
     """Reorder elements but keep the relative order of same-named ones."""
-    order = data.draw(st.permutations(range(len(children))))
+    order = list(range(len(children)))
+    rnd.shuffle(order)
     slots: dict[str, list[int]] = {}
     for pos, i in enumerate(order):
         slots.setdefault(children[i].tag, []).append(pos)
@@ -773,15 +775,15 @@ def _stable_shuffle(children: tuple[Node, ...], data: st.DataObject) -> tuple[No
 
 
 _SHUFFLE_TARGETS = [
-    "syncevolution/http-xml-1.2/01-first-sync-client-uploads-3-contacts/02-s2c.xml",
+    "syncevolution/http-xml-1.2/01-first-sync-client-uploads-3-contacts/01-c2s.xml",
     "syncevolution/http-xml-1.1/01-first-sync-vcard21-vcal10-text/01-c2s.xml",
     "horde/wbxml/z600_client_0.wbxml",
     "libwbxml/syncml-011.xml",
 ]
 
 
-@given(st.sampled_from(_SHUFFLE_TARGETS), st.data())
-def test_element_order_is_free(rel: str, data: st.DataObject) -> None:
+@given(st.sampled_from(_SHUFFLE_TARGETS), st.randoms(use_true_random=False))
+def test_element_order_is_free(rel: str, rnd: random.Random) -> None:
     """DevInf, DataStore, DSMem, Property and PropParam children in any order
     (the flat CTCap is a sequence and stays as it is)."""
     node, version = _devinf_nodes(VECTORS / rel)[0]
@@ -790,9 +792,9 @@ def test_element_order_is_free(rel: str, data: st.DataObject) -> None:
     def shuffle(n: Node) -> Node:
         if n.tag in ("DevInf", "DataStore", "DSMem", "Property", "PropParam", "Rx", "Tx"):
             kids = tuple(shuffle(c) for c in n.children)
-            return Node(n.tag, n.ns, _stable_shuffle(kids, data))
+            return Node(n.tag, n.ns, _stable_shuffle(kids, rnd))
         if n.tag == "CTCap" and any(c.tag == "Property" for c in n.children):
-            return Node(n.tag, n.ns, _stable_shuffle(tuple(shuffle(c) for c in n.children), data))
+            return Node(n.tag, n.ns, _stable_shuffle(tuple(shuffle(c) for c in n.children), rnd))
         return n
 
     assert devinf_from_node(shuffle(node), ver_dtd=version) == expected

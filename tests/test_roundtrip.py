@@ -27,43 +27,16 @@ from syncmld.protocol.codec import (
     encode_message,
 )
 from syncmld.protocol.devinf import DevInf, convert_devinf
-from syncmld.protocol.model import Get, Item, Location, Message, Meta, Put, Results, SyncHdr
-from tests.strategies import VERSIONS, binary_data, devinfs, messages, model_diff
-
-DEVINF_TYPES = {
-    Encoding.XML: "application/vnd.syncml-devinf+xml",
-    Encoding.WBXML: "application/vnd.syncml-devinf+wbxml",
-}
-
-
-def _retyped(meta: Meta | None, encoding: Encoding) -> Meta | None:
-    if meta is None or meta.type is None:
-        return meta
-    if meta.type.strip().lower() in DEVINF_TYPES.values():
-        return dataclasses.replace(meta, type=DEVINF_TYPES[encoding])
-    return meta
-
-
-def as_sent(msg: Message, encoding: Encoding) -> Message:
-    """The message a peer receives when ``msg`` is sent in ``encoding``.
-
-    Normalisation documented by ``encode_message``: a DevInf ``Meta/Type`` of
-    a body-level Put, Get or Results (on the command or an item) names the
-    DevInf encoding that matches the message's, as the DevInf embedding rules
-    require.  Everything else must arrive unchanged.
-    """
-    commands = []
-    for cmd in msg.commands:
-        if isinstance(cmd, Put | Get | Results):
-            items = tuple(
-                dataclasses.replace(i, meta=_retyped(i.meta, encoding)) for i in cmd.items
-            )
-            commands.append(
-                dataclasses.replace(cmd, meta=_retyped(cmd.meta, encoding), items=items)
-            )
-        else:
-            commands.append(cmd)
-    return dataclasses.replace(msg, commands=tuple(commands))
+from syncmld.protocol.model import Item, Location, Message, Meta, Put, SyncHdr
+from tests.strategies import (
+    DEVINF_TYPES,
+    VERSIONS,
+    as_sent,
+    binary_data,
+    devinfs,
+    messages,
+    model_diff,
+)
 
 
 def assert_same(got: object, want: object) -> None:

@@ -122,7 +122,7 @@ def validate_document(doc: Document) -> Message | DevInf | None:
     if doc.root.ns == SYNCML:
         return message_from_node(doc.root)
     if doc.root.ns == DEVINF:
-        return devinf_from_node(doc.root)
+        return devinf_from_node(doc.root, ver_dtd=doc.version)
     if doc.root.ns == METINF:
         return None
     raise RemoteProtocolError(
@@ -218,7 +218,7 @@ def decode_devinf(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> DevInf:
             status=UNSUPPORTED_MEDIA_TYPE,
             offset=doc.root.pos,
         )
-    return devinf_from_node(doc.root)
+    return devinf_from_node(doc.root, ver_dtd=doc.version)
 
 
 def encode_devinf(devinf: DevInf, encoding: Encoding, *, pretty: bool = False) -> bytes:

@@ -23,6 +23,8 @@ SyncML DTDs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from contextvars import ContextVar
 
 from syncmld.protocol.devinf import DevInf, devinf_from_node, devinf_to_node
 from syncmld.protocol.errors import RemoteProtocolError
@@ -61,6 +63,14 @@ from syncmld.protocol.model import (
 from syncmld.protocol.tree import DEVINF, METINF, SYNCML, Node
 
 INCOMPLETE_COMMAND = 412
+
+#: The VerDTD of the message being read: the DevInf version when an embedded
+#: DevInf omits its own (libwbxml's SyncML 1.1 samples do).
+_message_version: ContextVar[str | None] = ContextVar("_message_version", default=None)
+
+#: VerDTD of the message being read: the version of an embedded DevInf that
+#: names none (libwbxml's SyncML 1.1 examples embed DevInf without VerDTD).
+_MESSAGE_VERSION: ContextVar[str | None] = ContextVar("syncml_message_version", default=None)
 
 # --- reading helpers --------------------------------------------------------
 
@@ -221,7 +231,7 @@ def _data(node: Node) -> ItemData:
     if len(kids) == 1:
         c = kids[0]
         if c.ns == DEVINF and c.tag == "DevInf":
-            return devinf_from_node(c)
+            return devinf_from_node(c, ver_dtd=_MESSAGE_VERSION.get())
         if c.ns == METINF and c.tag == "Anchor":
             return _anchor(c)
         return c
@@ -491,11 +501,13 @@ def message_from_node(root: Node) -> Message:
     body = root.child("SyncBody")
     if body is None:
         raise _missing(root, "SyncBody")
-    return Message(
-        header=_header(_need(root, "SyncHdr")),
-        commands=_commands(body),
-        final=_flag(body, "Final"),
-    )
+    header = _header(_need(root, "SyncHdr"))
+    token = _MESSAGE_VERSION.set(header.ver_dtd)
+    try:
+        commands = _commands(body)
+    finally:
+        _MESSAGE_VERSION.reset(token)
+    return Message(header=header, commands=commands, final=_flag(body, "Final"))
 
 
 # --- writing ----------------------------------------------------------------
