@@ -153,8 +153,8 @@ def test_libwbxml_reads_our_encoding_of_each_vector(path: Path, textual: bool) -
 
 
 def test_libwbxml_agrees_on_an_opaque_nonce_and_binary_free_opaque_text() -> None:
-    chal = el("Chal", el("Meta", leaf("Type", "syncml:auth-md5", METINF),
-                         leaf("NextNonce", b"\x00\x01\xfe\xff;BTAP$!!", METINF)))  # fmt: skip
+    nonce = leaf("NextNonce", b"\x00\x01\xfe\xff;BTAP$!!", METINF)
+    chal = el("Chal", el("Meta", leaf("Type", "syncml:auth-md5", METINF), nonce))
     tree = el(
         "SyncML",
         el("SyncHdr", leaf("VerDTD", "1.1"), leaf("VerProto", "SyncML/1.1")),

@@ -118,6 +118,8 @@ _DEVINF_NAMES = sorted(set(DEVINF_PAGE0.values()) - {"Size"})
 _SYNCML_NAMES = sorted(SYNCML_PAGE0.values())
 _METINF_NAMES = sorted(METINF_PAGE1.values())
 
+#: Any Unicode scalar value but NUL (surrogates are not characters).
+_UNICODE_CHARS = st.characters(codec="utf-8", blacklist_characters="\x00")
 #: XML 1.0 can carry these characters (libwbxml writes them as they are).
 _XML_CHARS = st.characters(
     blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"
@@ -127,11 +129,7 @@ _XML_CHARS = st.characters(
 def _texts(xml_safe: bool) -> st.SearchStrategy[str | bytes | None]:
     if xml_safe:
         return st.none() | st.text(_XML_CHARS, min_size=1, max_size=30)
-    return (
-        st.none()
-        | st.text(st.characters(blacklist_characters="\x00"), max_size=40)
-        | st.binary(max_size=40)
-    )
+    return st.none() | st.text(_UNICODE_CHARS, max_size=40) | st.binary(max_size=40)
 
 
 _SYNCML_POOL = [(SYNCML, n) for n in _SYNCML_NAMES] + [(METINF, n) for n in _METINF_NAMES]

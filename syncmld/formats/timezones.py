@@ -32,7 +32,7 @@ import calendar
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -205,10 +205,12 @@ class VcalTimezone:
         A non-Z DAYLIGHT begin is read as local standard time, a non-Z end as local
         daylight time (the vCalendar 1.0 example; Nokia sends local times).
 
-        Raises:
-            FormatError: an offset or date-time is malformed.
+        Malformed values are skipped rather than failing the whole item.
         """
-        std = parse_utc_offset(tz) if tz and tz.strip() else None
+        try:
+            std = parse_utc_offset(tz) if tz and tz.strip() else None
+        except FormatError:
+            std = None  # a broken TZ must not cost the item; its times stay as sent
         periods: list[DaylightPeriod] = []
         flag: bool | None = None
         for raw in daylights:
@@ -219,10 +221,13 @@ class VcalTimezone:
             flag = True
             if len(parts) < 4 or not parts[1]:
                 continue
-            offset = parse_utc_offset(parts[1])
-            base = std if std is not None else offset - timedelta(hours=1)
-            start = _parse_vcal_instant(parts[2], base)
-            end = _parse_vcal_instant(parts[3], offset)
+            try:
+                offset = parse_utc_offset(parts[1])
+                base = std if std is not None else offset - timedelta(hours=1)
+                start = _parse_vcal_instant(parts[2], base)
+                end = _parse_vcal_instant(parts[3], offset)
+            except FormatError:
+                continue  # one unreadable DST period: use the others
             names = [*parts[4:6], "", ""]
             periods.append(DaylightPeriod(offset, start, end, names[0], names[1]))
         return cls(std, tuple(sorted(periods, key=lambda p: p.start)), flag)
@@ -466,8 +471,9 @@ def _standard_name_offset(zone: tzinfo, year: int) -> tuple[timedelta, str]:
         local = datetime(year, month, 1, 12).replace(tzinfo=zone)
         if not local.dst():
             return local.utcoffset() or timedelta(0), local.tzname() or ""
+    # DST all year (America/Santiago 2015): standard = current offset - DST amount.
     local = datetime(year, 1, 1, 12).replace(tzinfo=zone)
-    return local.utcoffset() or timedelta(0), local.tzname() or ""
+    return (local.utcoffset() or timedelta(0)) - (local.dst() or timedelta(0)), ""
 
 
 def build_vtimezone(tzid: str, zone: tzinfo, first_year: int, last_year: int) -> icalendar.Timezone:
@@ -486,13 +492,13 @@ def build_vtimezone(tzid: str, zone: tzinfo, first_year: int, last_year: int) ->
     vtz.add("TZID", tzid)
     if not changes:
         offset, name = _standard_name_offset(zone, first_year)
-        sub = icalendar.TimezoneStandard()
-        sub.add("DTSTART", datetime(1970, 1, 1))
-        sub.add("TZOFFSETFROM", offset)
-        sub.add("TZOFFSETTO", offset)
+        only = icalendar.TimezoneStandard()
+        only.add("DTSTART", datetime(1970, 1, 1))
+        only.add("TZOFFSETFROM", offset)
+        only.add("TZOFFSETTO", offset)
         if name:
-            sub.add("TZNAME", name)
-        vtz.add_component(sub)
+            only.add("TZNAME", name)
+        vtz.add_component(only)
         return vtz
     groups: dict[tuple[bool, timedelta, timedelta, str], list[datetime]] = {}
     for change in changes:
@@ -502,7 +508,9 @@ def build_vtimezone(tzid: str, zone: tzinfo, first_year: int, last_year: int) ->
         )
     years = range(first_year - 1, last_year + 2)
     for (dst, before, after, name), onsets in groups.items():
-        sub = icalendar.TimezoneDaylight() if dst else icalendar.TimezoneStandard()
+        sub: icalendar.TimezoneDaylight | icalendar.TimezoneStandard = (
+            icalendar.TimezoneDaylight() if dst else icalendar.TimezoneStandard()
+        )
         sub.add("DTSTART", onsets[0])
         sub.add("TZOFFSETFROM", before)
         sub.add("TZOFFSETTO", after)
@@ -544,7 +552,8 @@ def vcal_tz_properties(zone: tzinfo, years: Sequence[int]) -> list[tuple[str, st
     std, _name = _standard_name_offset(zone, first)
     window_start = datetime(first, 1, 1, tzinfo=UTC)
     window_end = datetime(last + 1, 1, 1, tzinfo=UTC)
-    changes = transitions(zone, window_start - timedelta(days=366), window_end + timedelta(days=366))
+    year = timedelta(days=366)
+    changes = transitions(zone, window_start - year, window_end + year)
     props: list[tuple[str, str]] = [("TZ", format_utc_offset(std))]
     daylight: list[str] = []
     for i, change in enumerate(changes):
@@ -570,9 +579,3 @@ def vcal_tz_properties(zone: tzinfo, years: Sequence[int]) -> list[tuple[str, st
         )
     props += [("DAYLIGHT", value) for value in daylight] or [("DAYLIGHT", "FALSE")]
     return props
-
-
-def year_span(values: Iterable[date]) -> tuple[int, int] | None:
-    """(first, last) year of ``values``, or ``None`` when empty."""
-    years = [v.year for v in values]
-    return (min(years), max(years)) if years else None

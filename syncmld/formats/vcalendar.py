@@ -14,10 +14,12 @@ Times
     phone's zone (``device_tz``). :func:`syncmld.formats.timezones.resolve_zone`
     maps the declaration to an IANA zone where one matches (else a custom
     VTIMEZONE follows the declaration literally). When a zone is known, 2.0 output
-    writes times with that ``TZID`` plus a complete VTIMEZONE - also for UTC input,
-    so recurrences keep their local time across DST - otherwise UTC stays UTC and
-    local stays floating. Towards the phone, ``tz_mode="utc"`` writes every time in
-    UTC (floating times through ``device_tz`` when given) and no TZ/DAYLIGHT (Nokia
+    writes local times with that ``TZID`` plus a complete VTIMEZONE; UTC times stay
+    UTC (so a desktop item sent to a UTC phone comes back identical) except in
+    recurring items, which move to the zone so the rule keeps its local time across
+    DST. Without a zone UTC stays UTC and local stays floating. Towards the phone,
+    ``tz_mode="utc"`` writes every time in UTC (floating times through
+    ``device_tz`` when given) and no TZ/DAYLIGHT (Nokia
     rejected updates carrying 2.0 time zones, SyncEvolution NEWS BMC #9600);
     ``tz_mode="local"`` writes local times plus TZ/DAYLIGHT (Nokia 6230/6600 and the
     P800 need local time, SyncEvolution ``14_6600.xml``). Alarm times are written in
@@ -27,7 +29,7 @@ Times
 All-day
     1.0 has no date type for events: phones send midnight-to-midnight, the P900
     ``DTSTART:20061225T000000Z``/``DTEND:20061225T240000Z`` (Horde P900 session),
-    Nokia ends at ``T235900``, some send a bare date. Such events become
+    others end at ``T235900``/``T235959`` or send a bare date. Such events become
     ``VALUE=DATE`` in 2.0 unless the P900 marks them ``X-EPOCAGENDAENTRYTYPE:
     APPOINTMENT`` (a timed entry). Back to 1.0, ``allday`` picks the style:
     ``"midnight"`` (``T000000`` to next ``T000000``, floating), ``"date"`` or
@@ -64,13 +66,13 @@ from __future__ import annotations
 
 import calendar as _calendar
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 import icalendar
-from dateutil import rrule as _dateutil_rrule
+from dateutil import rrule as _dateutil_rrule  # type: ignore[import-untyped]
 
 from syncmld.formats.errors import FormatError
 from syncmld.formats.timezones import (
@@ -95,11 +97,14 @@ from syncmld.formats.vcard import (
     split_escaped,
     unescape21,
     unescape30,
+    verbatim_to_21,
+    verbatim_to_30,
 )
 
 __all__ = [
     "PRODID",
     "ical20_to_vcal10",
+    "ical_text",
     "rrule10_to_20",
     "rrule20_to_10",
     "vcal10_to_ical20",
@@ -113,6 +118,19 @@ AllDayStyle = Literal["midnight", "date", "epoc"]
 
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _ITEMS = ("VEVENT", "VTODO")
+
+# icalendar's value classes are only partly annotated; reach them through Any.
+_ICAL: Any = icalendar
+
+
+def ical_text(*values: str) -> Any:
+    """A TEXT (or comma separated TEXT list) value for icalendar, escaped by us.
+
+    icalendar 7's own text escaping turns a literal backslash-N into a line
+    break, so text is escaped here and handed over as a raw value.
+    """
+    return _ICAL.prop.vUnknown(",".join(escape30(v) for v in values))
+
 
 # ---------------------------------------------------------------------------
 # 1.0 date-times
@@ -167,26 +185,12 @@ def _text10(line: ContentLine) -> str:
 
 
 def _list10(line: ContentLine) -> list[str]:
-    # vCalendar 1.0 separates CATEGORIES/RESOURCES with ';'; accept ',' as well.
-    return [unescape21(p).strip() for p in split_escaped(line.decoded(), ";,") if p.strip()]
+    # vCalendar 1.0 separates CATEGORIES/RESOURCES with ';' (commas are data).
+    return [unescape21(p).strip() for p in split_escaped(line.decoded(), ";") if p.strip()]
 
 
 def _verbatim_10_to_20(line: ContentLine) -> str:
-    return line.decoded().replace("\n", "\\n")
-
-
-def _verbatim_20_to_10(raw: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        if raw[i] == "\\" and i + 1 < len(raw) and raw[i + 1] in "nN,\\":
-            nxt = raw[i + 1]
-            out.append("\n" if nxt in "nN" else ("," if nxt == "," else "\\\\"))
-            i += 2
-            continue
-        out.append(raw[i])
-        i += 1
-    return "".join(out)
+    return verbatim_to_30(line.decoded())
 
 
 def _x_params(line: ContentLine) -> dict[str, str]:
@@ -414,10 +418,11 @@ def rrule20_to_10(
         text = f"W{interval} " + " ".join(names)
     elif freq == "MONTHLY" and not (bymonth or byyearday):
         if days and not bymonthday:
-            if any(n is None or not -5 <= n <= 5 or n == 0 for n, _ in days):
+            positions = [(n, day) for n, day in days if n is not None and 0 < abs(n) <= 5]
+            if len(positions) != len(days):
                 return None
             parts: list[str] = []
-            for n, day in days:
+            for n, day in positions:
                 parts += [f"{abs(n)}{'-' if n < 0 else '+'}", day]
             per_interval = len(days)
             text = f"MP{interval} " + " ".join(parts)
@@ -456,7 +461,7 @@ def rrule20_to_10(
 
 def _last_occurrence(recur: dict[str, Any], dtstart: datetime | date) -> datetime | date | None:
     start = dtstart if isinstance(dtstart, datetime) else datetime.combine(dtstart, time())
-    rule_text = icalendar.vRecur(recur).to_ical().decode()
+    rule_text = _ICAL.vRecur(recur).to_ical().decode()
     try:
         occurrences = list(_dateutil_rrule.rrulestr(rule_text, dtstart=start))
     except (ValueError, TypeError):
@@ -535,9 +540,14 @@ class _In:
 
     zone: ResolvedZone | None
     local_years: set[int] = field(default_factory=set)
+    recurring: bool = False
 
     def to20(self, value: datetime | date) -> datetime | date:
-        """A parsed 1.0 value as it should appear in 2.0."""
+        """A parsed 1.0 value as it should appear in 2.0.
+
+        Local times get the zone. UTC times stay UTC unless the item recurs: then
+        they move to the zone so the rule repeats at the same local time.
+        """
         if not isinstance(value, datetime):
             return value
         zone = self.zone
@@ -545,8 +555,10 @@ class _In:
             return value
         if value.tzinfo is None:
             aware = value.replace(tzinfo=zone.zone)
+        elif zone.is_utc or not self.recurring:
+            return value.astimezone(UTC)
         else:
-            aware = value.astimezone(UTC) if zone.is_utc else value.astimezone(zone.zone)
+            aware = value.astimezone(zone.zone)
         if not zone.is_utc:
             self.local_years.add(aware.year)
         return aware
@@ -613,16 +625,16 @@ def _alarm_10_to_20(line: ContentLine, state: _In, ref: tuple[datetime, str] | N
         alarm.add("ACTION", "AUDIO")
     else:
         alarm.add("ACTION", "DISPLAY")
-        alarm.add("DESCRIPTION", content or summary or "Reminder")
+        alarm.add("DESCRIPTION", ical_text(content or summary or "Reminder"))
     if ref is not None:
         ref_instant, related = ref
-        params = {"RELATED": "END"} if related == "END" else None
+        params = {"RELATED": "END"} if related == "END" else {}
         alarm.add("TRIGGER", state.instant(runtime) - ref_instant, parameters=params)
     else:
         alarm.add("TRIGGER", state.instant(runtime), parameters={"VALUE": "DATE-TIME"})
     if snooze and repeat.isdigit() and int(repeat) > 0:
         try:
-            alarm.add("DURATION", icalendar.vDuration.from_ical(snooze))
+            alarm.add("DURATION", _ICAL.vDuration.from_ical(snooze))
             alarm.add("REPEAT", int(repeat))
         except ValueError:
             alarm.add("X-VCAL10-SNOOZE", f"{snooze};{repeat}")
@@ -695,6 +707,7 @@ def _convert_item_10(item: Component, state: _In, *, uid: str | None,
     kind = item.name
     out: Any = icalendar.Event() if kind == "VEVENT" else icalendar.Todo()
     zone = state.zone
+    state.recurring = any(item.get(name) for name in ("RRULE", "RDATE", "EXRULE"))
 
     def dt(name: str) -> datetime | date | None:
         line = item.get(name)
@@ -733,20 +746,20 @@ def _convert_item_10(item: Component, state: _In, *, uid: str | None,
         params = {"LANGUAGE": lang} if (lang := line.param("LANGUAGE")) else {}
         if name in ("UID", "SUMMARY", "DESCRIPTION", "LOCATION", "COMMENT", "CONTACT",
                     "RELATED-TO"):
-            out.add(name, _text10(line), parameters=params or None)
+            out.add(name, ical_text(_text10(line)), parameters=params)
         elif name in ("DTSTART", "DTEND", "DUE"):
-            value = dt(name)
-            if value is None:
+            when = dt(name)
+            if when is None:
                 continue
             if allday is not None and name in ("DTSTART", "DTEND"):
                 _ical_add(out, name, allday[0] if name == "DTSTART" else allday[1], zone)
                 if name == "DTSTART":
                     start20 = allday[0]
                 continue
-            if kind == "VTODO" and isinstance(value, datetime) and value.tzinfo is None \
-                    and value.time() == time(0, 0):
-                value = value.date()  # a floating midnight DUE is a due date
-            converted = state.to20(value)
+            if kind == "VTODO" and isinstance(when, datetime) and when.tzinfo is None \
+                    and when.time() == time(0, 0):
+                when = when.date()  # a floating midnight DUE is a due date
+            converted = state.to20(when)
             if name == "DTSTART":
                 start20 = converted
             _ical_add(out, name, converted, zone)
@@ -758,7 +771,7 @@ def _convert_item_10(item: Component, state: _In, *, uid: str | None,
         elif name in ("CATEGORIES", "RESOURCES"):
             values = _list10(line)
             if values:
-                out.add(name, values, parameters=params or None)
+                out.add(name, ical_text(*values), parameters=params)
         elif name in ("PRIORITY", "SEQUENCE"):
             text = line.decoded().strip()
             if text.lstrip("-").isdigit():
@@ -790,27 +803,35 @@ def _convert_item_10(item: Component, state: _In, *, uid: str | None,
             if alarm is not None:
                 out.add_component(alarm)
         elif name in ("EXDATE", "RDATE"):
-            values = []
+            moments: list[datetime | date] = []
             for part in split_escaped(line.decoded(), ";,"):
                 if not part.strip():
                     continue
                 parsed = _parse_dt10(part)
                 if allday is not None and isinstance(parsed, datetime):
-                    values.append(parsed.date())
+                    moments.append(parsed.date())
                 else:
-                    values.append(state.to20(parsed))
-            if values:
-                _ical_add(out, name, values, zone)
+                    moments.append(state.to20(parsed))
+            if moments:
+                _ical_add(out, name, moments, zone)
         elif name == "RRULE":
             continue  # after DTSTART is known, below
         elif name in ("ATTENDEE", "ORGANIZER"):
             if name == "ORGANIZER":
-                out.add(name, _text10(line).strip())
+                # Not vCalendar 1.0, but Horde writes "ORGANIZER;CN=...:mailto:..."
+                out.add(name, _ICAL.prop.vUnknown(_text10(line).strip()),
+                        parameters=_x_params(line))
                 continue
             prop, address, attendee_params = _attendee_10_to_20(line)
             out.add(prop, address, parameters=attendee_params or None)
         elif name in ("DTSTAMP", "VERSION"):
             continue
+        elif name == "X-ICAL20-RRULE" and item.get("RRULE") is None:
+            # A desktop rule the phone could not express comes back unchanged.
+            try:
+                out.add("RRULE", icalendar.vRecur.from_ical(line.decoded().strip()))
+            except ValueError:
+                out.add(name, icalendar.prop.vUnknown(_verbatim_10_to_20(line)))
         elif name.startswith("X-"):
             out.add(name, icalendar.prop.vUnknown(_verbatim_10_to_20(line)),
                     parameters=_x_params(line) or None)
@@ -931,7 +952,7 @@ class _Out:
         if not isinstance(value, datetime):
             return value.strftime("%Y%m%dT000000")
         if value.tzinfo is None:
-            if (self.tz_mode == "utc" or alarm) and self.device is not None:
+            if (self.tz_mode == "utc" or (alarm and self.alarm_utc)) and self.device is not None:
                 return _fmt_utc(value.replace(tzinfo=self.device))
             return _fmt_naive(value)
         if self.tz_mode == "utc" or (alarm and self.alarm_utc) or self.target is None:
@@ -1010,10 +1031,10 @@ def _alarm_20_to_10(alarm: Any, item: Any, out: _Out) -> ContentLine | None:
     fields = [out.fmt(runtime, alarm=True), "", ""]
     duration, repeat = alarm.get("DURATION"), alarm.get("REPEAT")
     if duration is not None and repeat is not None:
-        fields[1:3] = [icalendar.vDuration(alarm.decoded("DURATION")).to_ical().decode(),
+        fields[1:3] = [_ICAL.vDuration(alarm.decoded("DURATION")).to_ical().decode(),
                        str(int(repeat))]
     elif (snooze := alarm.get("X-VCAL10-SNOOZE")) is not None:
-        fields[1:3] = (str(snooze).split(";") + ["", ""])[:2]
+        fields[1:3] = [*str(snooze).split(";"), "", ""][:2]
     params: list[Param] = []
     if (kind := alarm.get("X-VCAL10-TYPE")) is not None:
         params.append(Param("TYPE", (str(kind),)))
@@ -1023,7 +1044,7 @@ def _alarm_20_to_10(alarm: Any, item: Any, out: _Out) -> ContentLine | None:
         content = unescape30(str(content_prop)) if content_prop is not None else (
             str(attach) if attach is not None else "")
         if content:
-            fields += [content] if fields[2] else [content]
+            fields.append(content)
             if not fields[2]:
                 fields[2] = "0"
         name = "AALARM"
@@ -1105,9 +1126,12 @@ def _convert_item_20(item: Any, out: _Out) -> Component:
             props.append(out.raw_text(name, escaped))
         elif name in ("PRIORITY", "SEQUENCE"):
             props.append(ContentLine(name, str(int(value))))
-        elif name in ("CLASS", "URL"):
-            props.append(out.text(name, str(value)) if name == "URL" else
-                         ContentLine(name, str(value).upper()))
+        elif name == "CLASS":
+            props.append(ContentLine(name, str(value).upper()))
+        elif name == "URL":
+            props.append(out.raw_text(name, str(value)))
+        elif name == "ATTACH" and str(value.params.get("VALUE", "")).upper() == "BINARY":
+            out.note_lossy("ATTACH")  # inline binary attachments are not sent to phones
         elif name == "TRANSP":
             mapped = {"OPAQUE": "0", "TRANSPARENT": "1"}.get(str(value).upper())
             if mapped is not None:
@@ -1134,14 +1158,14 @@ def _convert_item_20(item: Any, out: _Out) -> Component:
                 continue
         elif name.startswith("X-VCAL10-"):
             original = name[len("X-VCAL10-"):]
-            props.append(out.raw_text(original, _verbatim_20_to_10(str(value)),
+            props.append(out.raw_text(original, verbatim_to_21(str(value)),
                                       _params_from_ical(value)))
         elif name == "RECURRENCE-ID":
             continue
         else:
             # X- properties verbatim; 2.0-only properties (PERCENT-COMPLETE, ...) too.
             raw = value.to_ical().decode() if hasattr(value, "to_ical") else str(value)
-            props.append(out.raw_text(name, _verbatim_20_to_10(raw), _params_from_ical(value)))
+            props.append(out.raw_text(name, verbatim_to_21(raw), _params_from_ical(value)))
     if status10 is not None:
         props.append(ContentLine("STATUS", status10))
     for alarm in item.walk("VALARM"):
@@ -1214,7 +1238,7 @@ def ical20_to_vcal10(
     root = Component("VCALENDAR", [ContentLine("VERSION", "1.0")])
     for name, value in _props(cal):
         if name.startswith("X-") and name != "X-WR-TIMEZONE":
-            root.properties.append(out.raw_text(name, _verbatim_20_to_10(value.to_ical().decode()
+            root.properties.append(out.raw_text(name, verbatim_to_21(value.to_ical().decode()
                                                 if hasattr(value, "to_ical") else str(value))))
     for comp in cal.walk():
         name = str(comp.name).upper()
@@ -1234,9 +1258,3 @@ def ical20_to_vcal10(
         root.properties[1:1] = tz_props
     body = serialize_component(root, style="2.1", fold=fold)
     return Conversion(body, tuple(out.lossy))
-
-
-def item_kinds(text: str) -> Iterable[str]:
-    """The item component names (VEVENT/VTODO) in a 1.0 or 2.0 calendar text."""
-    root = parse_component(text)
-    return [c.name for c in root.components if c.name in _ITEMS]

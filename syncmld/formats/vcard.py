@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -96,6 +96,8 @@ __all__ = [
     "unescape30",
     "vcard21_to_30",
     "vcard30_to_21",
+    "verbatim_to_21",
+    "verbatim_to_30",
 ]
 
 CRLF = "\r\n"
@@ -560,7 +562,8 @@ def _logical_lines(text: str, style: FoldStyle) -> Iterator[tuple[int, str]]:
                 i += 1
                 continue
             if b64 and nxt and _BASE64_LINE.match(nxt):
-                # vCard 2.1 base64 may continue on unindented lines.
+                # vCard 2.1 base64 may continue on unindented lines; the 2.1 spec
+                # ends the data with an empty line, not with indentation.
                 line += nxt
                 i += 1
                 continue
@@ -764,6 +767,23 @@ class Conversion:
         return bool(self.lossy_properties)
 
 
+def verbatim_to_30(value: str) -> str:
+    """An unknown (X-) property's 2.1/1.0 value for 3.0/2.0: only line breaks change.
+
+    Everything else - commas, ``\\;``, backslashes - is kept as the writer put it.
+    """
+    return _normalize_newlines(value).replace("\n", "\\n")
+
+
+def verbatim_to_21(value: str) -> str:
+    """An unknown (X-) property's 3.0/2.0 value for 2.1/1.0 (inverse of :func:`verbatim_to_30`).
+
+    ``\\n`` becomes a line break (sent as quoted-printable), ``\\,`` a plain comma;
+    ``\\\\`` and ``\\;`` stay, as 2.1 reads them the same way.
+    """
+    return _unescape(value, {"n": "\n", "N": "\n", ",": ",", "\\": "\\\\"})
+
+
 def _needs_qp(text: str) -> bool:
     return any(ord(ch) > 126 or (ord(ch) < 32 and ch != "\t") for ch in text)
 
@@ -902,8 +922,7 @@ def _value_to_30(line: ContentLine, src: str) -> str:
     if kind == "list":
         seps = "," if src == "3.0" else ",;"
         return ",".join(escape30(unescape(i)) for i in split_escaped(decoded, seps))
-    # raw and verbatim values: only line breaks need a new representation.
-    return decoded.replace("\n", "\\n")
+    return verbatim_to_30(decoded)
 
 
 def _value_to_21(line: ContentLine) -> str:
@@ -917,8 +936,7 @@ def _value_to_21(line: ContentLine) -> str:
         return ";".join(escape21(unescape30(c)) for c in split_escaped(decoded, ";"))
     if kind == "list":
         return ",".join(escape21(unescape30(i), comma=True) for i in split_escaped(decoded, ","))
-    # raw and verbatim values: 2.1 carries line breaks (as QP) and plain commas.
-    return _unescape(decoded, {"n": "\n", "N": "\n", ",": ",", "\\": "\\\\"})
+    return verbatim_to_21(decoded)
 
 
 def _structured_parts(comp: Component, name: str, src: str) -> list[str]:
@@ -1047,10 +1065,3 @@ def vcard30_to_21(
     cards = [_card_to_21(c, charset, email_internet_type, lossy) for c in parse_components(text)]
     body = "".join(serialize_component(c, style="2.1", fold=fold) for c in cards)
     return Conversion(body, tuple(lossy))
-
-
-def iter_text_values(comp: Component, name: str) -> Iterable[str]:
-    """Unescaped text of every ``name`` property of a vCard (either version)."""
-    unescape = unescape30 if _source_version(comp) == "3.0" else unescape21
-    for line in comp.get_all(name):
-        yield unescape(line.decoded())

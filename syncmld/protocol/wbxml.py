@@ -536,7 +536,7 @@ def _assemble(
     try:
         return _decode_text(raw, codec)
     except UnicodeDecodeError:
-        if flags & _OPQ:
+        if flags & _OPQ or tag == "Data":
             return raw
         raise RemoteProtocolError(
             f"text of {tag} is not in the document charset", offset=offset
@@ -667,9 +667,13 @@ def _parse(
                 try:
                     text = fpieces[0].decode(codec)
                 except UnicodeDecodeError:
-                    raise RemoteProtocolError(
-                        f"text of {name} is not in the document charset", offset=toff
-                    ) from None
+                    if name != "Data":
+                        raise RemoteProtocolError(
+                            f"text of {name} is not in the document charset", offset=toff
+                        ) from None
+                    # Item data in another charset (Sony Ericsson: ISO-8859-1
+                    # vCards in a UTF-8 document): kept as bytes for the engine.
+                    text = fpieces[0]
             elif flags == fast_opq and len(fpieces) == 1 and name not in _OPAQUE_SPECIAL:
                 # OPAQUE text (every text of a Sony Ericsson K500i/K700i/Z600).
                 try:

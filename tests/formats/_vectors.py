@@ -39,8 +39,9 @@ def _meta_type(element: etree._Element) -> str:
     return ""
 
 
-def items(pattern: str) -> list[Item]:
-    """All Add/Replace item payloads in the XML files matching ``pattern``."""
+def items(pattern: str, content_type: str | None = None) -> list[Item]:
+    """Add/Replace item payloads in the XML files matching ``pattern``: those of
+    ``content_type`` if given, else every vCard/vCalendar-like one."""
     found: list[Item] = []
     for path in sorted(VECTORS.glob(pattern)):
         tree = etree.parse(str(path), etree.XMLParser(recover=True, resolve_entities=False))
@@ -61,7 +62,9 @@ def items(pattern: str) -> list[Item]:
                         item_type = _meta_type(child) or item_type
                     elif _local(child) == "Data":
                         data = child.text
-                if data and "BEGIN:" in data:
+                if data is None:
+                    continue
+                if (content_type is None and "BEGIN:" in data) or item_type == content_type:
                     found.append(Item(path, item_type, data))
     return found
 
