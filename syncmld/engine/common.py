@@ -7,7 +7,33 @@ import binascii
 from dataclasses import dataclass, field
 
 from syncmld.protocol.errors import RemoteProtocolError
-from syncmld.protocol.model import Chal, Command, Item, Message, Meta, Status, command_name
+from syncmld.protocol.model import (
+    Alert,
+    Chal,
+    Command,
+    Item,
+    Message,
+    Meta,
+    Status,
+    command_name,
+)
+
+NEXT_MESSAGE = 222
+
+
+def package_open(msg: Message) -> bool:
+    """Whether the sender's package goes on after ``msg``.
+
+    A message without ``Final`` that carries real commands is part of a
+    package with more to come.  One that carries only Statuses and Alert 222
+    is not: its sender is waiting for the rest of *our* package.
+    """
+    if msg.final:
+        return False
+    return any(
+        not isinstance(c, Status) and not (isinstance(c, Alert) and c.data == NEXT_MESSAGE)
+        for c in msg.commands
+    )
 
 
 def status_for(

@@ -39,6 +39,7 @@ from syncmld.protocol.model import (
     Delete,
     Item,
     Location,
+    Map,
     Message,
     Meta,
     Replace,
@@ -129,6 +130,10 @@ class Outbox:
             refs = sum(len(r) for r in cmd.target_refs + cmd.source_refs)
             extra = sum(self._item_size(i) for i in cmd.items)
             return self._overhead() + refs + extra + (150 if cmd.chal is not None else 0)
+        if isinstance(cmd, Map):
+            return self._overhead() + sum(
+                self._overhead() + len(m.target) + len(m.source) for m in cmd.items
+            )
         items = getattr(cmd, "items", ())
         return self._overhead() + sum(self._item_size(i) for i in items) + 40
 
@@ -205,17 +210,15 @@ class Outbox:
         sent: list[SentCommand] = []
         used = 600 if self.encoding is Encoding.XML else 150  # header
         for st in statuses:
-            cmd = dataclasses.replace(st, cmd_id=next_id())
-            commands.append(cmd)
-            sent.append(SentCommand(cmd.cmd_id, "Status"))
-            used += self._estimate(cmd)
+            numbered = dataclasses.replace(st, cmd_id=next_id())
+            commands.append(numbered)
+            sent.append(SentCommand(numbered.cmd_id, "Status"))
+            used += self._estimate(numbered)
         chunk_open = False
         while self.queue and not chunk_open:
             head = self.queue[0]
             if isinstance(head, OutSync):
-                used, chunk_open, done = self._fill_sync(
-                    head, commands, sent, next_id, used, limit
-                )
+                used, chunk_open, done = self._fill_sync(head, commands, sent, next_id, used, limit)
                 if not done:
                     break
                 self.queue.popleft()
@@ -231,7 +234,7 @@ class Outbox:
         final = package_ends and not self.queue
         return Message(header=header, commands=tuple(commands), final=final), sent
 
-    def _fill_sync(
+    def _fill_sync(  # noqa: PLR0917 - internal helper of _fill
         self,
         out: OutSync,
         commands: list[Command],
@@ -267,12 +270,24 @@ class Outbox:
                 continue
             # Does not fit.  A large object may be cut when nothing else can go first.
             free = limit - used - self._overhead() * 2 - len(ch.target or "") - len(ch.source or "")
+            alone = not subs and not any(not isinstance(c, Status) for c in commands)
             if remaining is None or not self.large_objects or free < 256:
+                if alone:
+                    # Nothing else is in this message and the peer takes no
+                    # large objects: send it whole rather than never (the peer
+                    # may answer 413, which is reported for this item).
+                    cmd = self._change_command(ch, next_id(), remaining, more=False)
+                    subs.append(cmd)
+                    sent.append(SentCommand(cmd.cmd_id, ch.kind, ch.tag, chunk=ch.sent > 0))
+                    used += size
+                    out.changes.popleft()
+                    continue
                 break
-            if subs or len(commands) > 0:
-                # Only chunk when this change would not fit an otherwise empty message.
-                if self._text_size(remaining) + self._overhead() * 3 <= limit // 2:
-                    break
+            # Only chunk a change that would not fit an otherwise empty message.
+            if (subs or commands) and self._text_size(
+                remaining
+            ) + self._overhead() * 3 <= limit // 2:
+                break
             piece = self._cut(remaining, free)
             if not piece:
                 break
@@ -309,7 +324,9 @@ class Outbox:
                 hi = mid - 1
         return text[:lo]
 
-    def _change_command(self, ch: OutChange, cmd_id: int, data: str | None, *, more: bool) -> Command:
+    def _change_command(
+        self, ch: OutChange, cmd_id: int, data: str | None, *, more: bool
+    ) -> Command:
         first_chunk = ch.sent == 0
         item_meta = None
         if more and first_chunk and ch.data is not None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from syncmld.engine.decide import Guard, Policy
 from syncmld.engine.items import ItemCodec, PlainCodec
 from syncmld.engine.state import PeerState, RunRecord
 from syncmld.engine.store import Store
@@ -31,30 +32,6 @@ class AuthMode(Enum):
     NONE = "none"
     BASIC = "basic"
     MD5 = "md5"
-
-
-class Policy(Enum):
-    """How a conflict (both sides changed the same item) is resolved."""
-
-    MERGE = "merge"
-    PHONE_WINS = "phone-wins"
-    DESKTOP_WINS = "desktop-wins"
-    KEEP_BOTH = "keep-both"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Guard:
-    """The mass-deletion guard of one datastore.
-
-    It trips — and nothing is deleted — when the local store went from some
-    items to none, when a sync would delete more than ``max_delete_share`` of
-    a side holding at least ``min_items`` items, or when a refresh would wipe
-    local items and ``allow_refresh_deletes`` is off.
-    """
-
-    max_delete_share: float = 0.5
-    min_items: int = 10
-    allow_refresh_deletes: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,3 +168,5 @@ class Reply:
 
 
 PeerLoader = Callable[[str], PeerState | None]
+
+__all__ = ["Guard", "Policy"]

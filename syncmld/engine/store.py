@@ -14,6 +14,7 @@ next sync.
 
 from __future__ import annotations
 
+import builtins
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -188,7 +189,7 @@ class MemoryStore(Store):
             raise ItemNotFound(item_id)
         self._put(item_id, data)
 
-    def values(self) -> list[str]:
+    def values(self) -> builtins.list[str]:
         """All item data."""
         return [v[0] for v in self._items.values()]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from contextvars import ContextVar
 
 from syncmld.protocol.devinf import DevInf, devinf_from_node, devinf_to_node
 from syncmld.protocol.errors import RemoteProtocolError
@@ -62,11 +61,12 @@ from syncmld.protocol.model import (
 )
 from syncmld.protocol.tree import DEVINF, METINF, SYNCML, Node
 
-INCOMPLETE_COMMAND = 412
+# The tree codecs' fast Node constructor: a message of 2,000 vCards has some
+# 16,000 elements, and Node's frozen-dataclass __init__ is a third of the time
+# it takes to write one (see syncmld.protocol.wbxml._node_factory).
+from syncmld.protocol.wbxml import _new_node as _node
 
-#: The VerDTD of the message being read: the DevInf version when an embedded
-#: DevInf omits its own (libwbxml's SyncML 1.1 samples do).
-_message_version: ContextVar[str | None] = ContextVar("_message_version", default=None)
+INCOMPLETE_COMMAND = 412
 
 #: VerDTD of the message being read: the version of an embedded DevInf that
 #: names none (libwbxml's SyncML 1.1 examples embed DevInf without VerDTD).
@@ -78,6 +78,8 @@ _MESSAGE_VERSION: ContextVar[str | None] = ContextVar("syncml_message_version", 
 def _text(node: Node) -> str:
     """The stripped text of a value element ('' when empty)."""
     t = node.text
+    if type(t) is str:
+        return t.strip()
     if t is None:
         return ""
     if isinstance(t, bytes):
@@ -125,6 +127,33 @@ def _opt_int(parent: Node, tag: str) -> int | None:
 
 def _flag(parent: Node, tag: str) -> bool:
     return parent.child(tag) is not None
+
+
+def _index(node: Node) -> dict[str, Node]:
+    """The first child of each name (one pass, for readers that look up several)."""
+    return {c.tag: c for c in reversed(node.children)}
+
+
+def _need_in(parent: Node, kids: dict[str, Node], tag: str) -> Node:
+    c = kids.get(tag)
+    if c is None:
+        raise _missing(parent, tag)
+    return c
+
+
+def _text_in(kids: dict[str, Node], tag: str) -> str | None:
+    c = kids.get(tag)
+    return None if c is None else _text(c)
+
+
+def _meta_in(kids: dict[str, Node]) -> Meta | None:
+    c = kids.get("Meta")
+    return None if c is None else meta_from_node(c)
+
+
+def _cred_in(kids: dict[str, Node]) -> Cred | None:
+    c = kids.get("Cred")
+    return None if c is None else _cred(c)
 
 
 def _anchor(node: Node) -> Anchor:
@@ -188,10 +217,15 @@ def _opt_meta(parent: Node) -> Meta | None:
 
 
 def _location(node: Node) -> Location:
-    flt = node.child("Filter")
+    only = node.children
+    if len(only) == 1 and only[0].tag == "LocURI":  # the usual Target/Source
+        text = only[0].text
+        return Location(uri=text.strip() if type(text) is str else _text(only[0]))
+    kids = _index(node)
+    flt = kids.get("Filter")
     return Location(
-        uri=_opt_text(node, "LocURI") or "",
-        name=_opt_text(node, "LocName"),
+        uri=_text_in(kids, "LocURI") or "",
+        name=_text_in(kids, "LocName"),
         filter=None if flt is None else _filter(flt),
     )
 
@@ -215,7 +249,8 @@ def _filter(node: Node) -> Filter:
 
 
 def _cred(node: Node) -> Cred:
-    return Cred(meta=_opt_meta(node), data=_opt_text(node, "Data") or "")
+    kids = _index(node)
+    return Cred(meta=_meta_in(kids), data=_text_in(kids, "Data") or "")
 
 
 def _opt_cred(parent: Node) -> Cred | None:
@@ -276,7 +311,7 @@ def _item(node: Node) -> Item:
 
 
 def _items(parent: Node) -> tuple[Item, ...]:
-    return tuple(_item(c) for c in parent.children if c.tag == "Item")
+    return tuple([_item(c) for c in parent.children if c.tag == "Item"])
 
 
 def _cmd_id(node: Node) -> int:
@@ -284,7 +319,7 @@ def _cmd_id(node: Node) -> int:
 
 
 def _refs(parent: Node, tag: str) -> tuple[str, ...]:
-    return tuple(_text(c) for c in parent.children if c.tag == tag)
+    return tuple([_text(c) for c in parent.children if c.tag == tag])
 
 
 # --- reading commands -------------------------------------------------------
@@ -305,38 +340,41 @@ def _item_command(
     cls: type[Add] | type[Replace] | type[Copy] | type[Move],
 ) -> Callable[[Node], Command]:
     def read(n: Node) -> Command:
+        kids = _index(n)
         return cls(
-            cmd_id=_cmd_id(n),
+            cmd_id=_int(_need_in(n, kids, "CmdID")),
             items=_items(n),
-            no_resp=_flag(n, "NoResp"),
-            cred=_opt_cred(n),
-            meta=_opt_meta(n),
+            no_resp="NoResp" in kids,
+            cred=_cred_in(kids),
+            meta=_meta_in(kids),
         )
 
     return read
 
 
 def _delete(n: Node) -> Delete:
+    kids = _index(n)
     return Delete(
-        cmd_id=_cmd_id(n),
+        cmd_id=_int(_need_in(n, kids, "CmdID")),
         items=_items(n),
-        no_resp=_flag(n, "NoResp"),
-        cred=_opt_cred(n),
-        meta=_opt_meta(n),
-        archive=_flag(n, "Archive"),
-        sft_del=_flag(n, "SftDel"),
+        no_resp="NoResp" in kids,
+        cred=_cred_in(kids),
+        meta=_meta_in(kids),
+        archive="Archive" in kids,
+        sft_del="SftDel" in kids,
     )
 
 
 def _get_put(cls: type[Get] | type[Put]) -> Callable[[Node], Command]:
     def read(n: Node) -> Command:
+        kids = _index(n)
         return cls(
-            cmd_id=_cmd_id(n),
+            cmd_id=_int(_need_in(n, kids, "CmdID")),
             items=_items(n),
-            no_resp=_flag(n, "NoResp"),
-            cred=_opt_cred(n),
-            meta=_opt_meta(n),
-            lang=_opt_text(n, "Lang"),
+            no_resp="NoResp" in kids,
+            cred=_cred_in(kids),
+            meta=_meta_in(kids),
+            lang=_text_in(kids, "Lang"),
         )
 
     return read
@@ -355,17 +393,19 @@ def _results(n: Node) -> Results:
 
 
 def _status(n: Node) -> Status:
-    chal = n.child("Chal")
+    kids = _index(n)
+    chal = kids.get("Chal")
     chal_meta = chal.child("Meta") if chal is not None else None
+    msg_ref = kids.get("MsgRef")
     return Status(
-        cmd_id=_cmd_id(n),
-        cmd_ref=_int(_need(n, "CmdRef")),
-        cmd=_text(_need(n, "Cmd")),
-        data=_int(_need(n, "Data")),
-        msg_ref=_opt_int(n, "MsgRef"),
+        cmd_id=_int(_need_in(n, kids, "CmdID")),
+        cmd_ref=_int(_need_in(n, kids, "CmdRef")),
+        cmd=_text(_need_in(n, kids, "Cmd")),
+        data=_int(_need_in(n, kids, "Data")),
+        msg_ref=None if msg_ref is None else _int(msg_ref),
         target_refs=_refs(n, "TargetRef"),
         source_refs=_refs(n, "SourceRef"),
-        cred=_opt_cred(n),
+        cred=_cred_in(kids),
         chal=None
         if chal is None
         else Chal(meta=meta_from_node(chal_meta) if chal_meta else Meta()),
@@ -514,11 +554,12 @@ def message_from_node(root: Node) -> Message:
 
 
 def _leaf(tag: str, value: object, ns: str = SYNCML) -> Node:
-    return Node(tag, ns, (), str(value) or None)
+    text = value if type(value) is str else str(value)
+    return _node(tag, ns, (), text or None, -1)
 
 
 def _flag_node(tag: str, ns: str = SYNCML) -> Node:
-    return Node(tag, ns)
+    return _node(tag, ns, (), None, -1)
 
 
 def _anchor_node(a: Anchor) -> Node:
@@ -527,7 +568,7 @@ def _anchor_node(a: Anchor) -> Node:
         kids.append(_leaf("Last", a.last, METINF))
     if a.next is not None:
         kids.append(_leaf("Next", a.next, METINF))
-    return Node("Anchor", METINF, tuple(kids))
+    return _node("Anchor", METINF, tuple(kids), None, -1)
 
 
 def meta_children(m: Meta) -> tuple[Node, ...]:
@@ -562,12 +603,12 @@ def meta_children(m: Meta) -> tuple[Node, ...]:
             mk.append(_leaf("FreeMem", m.mem.free_mem, METINF))
         if m.mem.free_id is not None:
             mk.append(_leaf("FreeID", m.mem.free_id, METINF))
-        k.append(Node("Mem", METINF, tuple(mk)))
+        k.append(_node("Mem", METINF, tuple(mk), None, -1))
     return tuple(k)
 
 
 def _meta_node(m: Meta) -> Node:
-    return Node("Meta", SYNCML, meta_children(m))
+    return _node("Meta", SYNCML, meta_children(m), None, -1)
 
 
 def _location_node(tag: str, loc: Location) -> Node:
@@ -576,7 +617,7 @@ def _location_node(tag: str, loc: Location) -> Node:
         kids.append(_leaf("LocName", loc.name))
     if loc.filter is not None:
         kids.append(_filter_node(loc.filter))
-    return Node(tag, SYNCML, tuple(kids))
+    return _node(tag, SYNCML, tuple(kids), None, -1)
 
 
 def _filter_node(f: Filter) -> Node:
@@ -597,19 +638,19 @@ def _cred_node(c: Cred) -> Node:
     if c.meta is not None:
         kids.append(_meta_node(c.meta))
     kids.append(_leaf("Data", c.data))
-    return Node("Cred", SYNCML, tuple(kids))
+    return _node("Cred", SYNCML, tuple(kids), None, -1)
 
 
 def _data_node(d: ItemData) -> Node:
     if isinstance(d, str | bytes):
-        return Node("Data", SYNCML, (), d if d else None)
+        return _node("Data", SYNCML, (), d if d else None, -1)
     if isinstance(d, DevInf):
-        return Node("Data", SYNCML, (devinf_to_node(d),))
+        return _node("Data", SYNCML, (devinf_to_node(d),), None, -1)
     if isinstance(d, Anchor):
-        return Node("Data", SYNCML, (_anchor_node(d),))
+        return _node("Data", SYNCML, (_anchor_node(d),), None, -1)
     if d.tag == "Data" and d.ns == SYNCML:
         return d
-    return Node("Data", SYNCML, (d,))
+    return _node("Data", SYNCML, (d,), None, -1)
 
 
 def _item_node(it: Item) -> Node:
@@ -628,7 +669,7 @@ def _item_node(it: Item) -> Node:
         k.append(_data_node(it.data))
     if it.more_data:
         k.append(_flag_node("MoreData"))
-    return Node("Item", SYNCML, tuple(k))
+    return _node("Item", SYNCML, tuple(k), None, -1)
 
 
 def _common(
@@ -645,11 +686,36 @@ def _common(
     return k
 
 
+_ITEM_COMMANDS: frozenset[type] = frozenset({Add, Replace, Copy, Move, Delete, Get, Put})
+
+
+def _item_command_children(cmd: Add | Replace | Copy | Move | Delete | Get | Put) -> list[Node]:
+    """Children of Add, Replace, Copy, Move, Delete, Get, Put (most commands of a Sync)."""
+    k = [_leaf("CmdID", cmd.cmd_id)]
+    if cmd.no_resp:
+        k.append(_flag_node("NoResp"))
+    if isinstance(cmd, Delete):
+        if cmd.archive:
+            k.append(_flag_node("Archive"))
+        if cmd.sft_del:
+            k.append(_flag_node("SftDel"))
+    if isinstance(cmd, Get | Put) and cmd.lang is not None:
+        k.append(_leaf("Lang", cmd.lang))
+    if cmd.cred is not None:
+        k.append(_cred_node(cmd.cred))
+    if cmd.meta is not None:
+        k.append(_meta_node(cmd.meta))
+    k.extend([_item_node(i) for i in cmd.items])
+    return k
+
+
 def command_to_node(cmd: Command) -> Node:
     """The element tree of one command (DTD element order)."""
     name = command_name(cmd)
     k: list[Node]
-    if isinstance(cmd, Alert):
+    if type(cmd) in _ITEM_COMMANDS:
+        k = _item_command_children(cmd)  # type: ignore[arg-type]
+    elif isinstance(cmd, Alert):
         k = _common(cmd.cmd_id, no_resp=cmd.no_resp, cred=cmd.cred)
         if cmd.data is not None:
             k.append(_leaf("Data", cmd.data))
@@ -737,23 +803,9 @@ def command_to_node(cmd: Command) -> Node:
             k.append(_leaf("Lang", cmd.lang))
         k.append(_meta_node(cmd.meta))
         k.append(_leaf("Data", cmd.data))
-    else:  # Add, Replace, Copy, Move, Delete, Get, Put
-        k = [_leaf("CmdID", cmd.cmd_id)]
-        if cmd.no_resp:
-            k.append(_flag_node("NoResp"))
-        if isinstance(cmd, Delete):
-            if cmd.archive:
-                k.append(_flag_node("Archive"))
-            if cmd.sft_del:
-                k.append(_flag_node("SftDel"))
-        if isinstance(cmd, Get | Put) and cmd.lang is not None:
-            k.append(_leaf("Lang", cmd.lang))
-        if cmd.cred is not None:
-            k.append(_cred_node(cmd.cred))
-        if cmd.meta is not None:
-            k.append(_meta_node(cmd.meta))
-        k.extend(_item_node(i) for i in cmd.items)
-    return Node(name, SYNCML, tuple(k))
+    else:  # a subclass of Add, Replace, Copy, Move, Delete, Get or Put
+        k = _item_command_children(cmd)
+    return _node(name, SYNCML, tuple(k), None, -1)
 
 
 def header_to_node(h: SyncHdr) -> Node:

@@ -20,7 +20,9 @@ us:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 from lxml import etree
@@ -29,6 +31,10 @@ from syncmld.protocol.errors import LocalProtocolError, RemoteProtocolError
 from syncmld.protocol.limits import DEFAULT_LIMITS, Limits
 from syncmld.protocol.tables import METINF_TAGS
 from syncmld.protocol.tree import DEVINF, METINF, SYNCML, XML_NAMESPACES, Node, syncml_namespace
+
+# Node's frozen-dataclass __init__ costs as much as the rest of the work per
+# element; the WBXML codec's constructor sets the slots directly.
+from syncmld.protocol.wbxml import _new_node
 
 #: Namespace URIs (lower case) that name one of the three SyncML vocabularies.
 _SYNCML_FAMILY: Final = frozenset(
@@ -73,6 +79,29 @@ def is_xml(data: bytes) -> bool:
     return head.startswith(b"<")
 
 
+_PLUS_ONE: Final = (1).__add__
+
+#: ``<!ENTITY`` in the encodings an XML parser detects from the first bytes.
+_ENTITY_DECLS: Final = tuple("<!ENTITY".encode(c) for c in ("ascii", "utf-16-le", "utf-16-be"))
+
+
+def _find_entity_declaration(data: bytes) -> int:
+    """Offset of an entity declaration in ``data``, or -1."""
+    for pattern in _ENTITY_DECLS:
+        at = data.find(pattern)
+        if at >= 0:
+            return at
+    return -1
+
+
+def _entity_reference(node: object, tag: str, offset: int) -> RemoteProtocolError:
+    # Comments and PIs are removed while parsing; a child that is not an
+    # element is an entity reference (to an undeclared entity, which a DOCTYPE
+    # naming an external DTD makes legal).  Its text would be lost together
+    # with the text after it.
+    return RemoteProtocolError(f"entity reference {node} in {tag} is not accepted", offset=offset)
+
+
 def _offset_of(data: bytes, line: int, column: int) -> int:
     """Byte offset of a 1-based (line, column) position as libxml2 reports it."""
     pos = 0
@@ -98,7 +127,7 @@ def decode_xml(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> XmlDocument:
             status=413,
             offset=limits.max_size,
         )
-    ent = data.find(b"<!ENTITY")
+    ent = _find_entity_declaration(data)
     if ent >= 0:
         raise RemoteProtocolError("entity declarations are not accepted", offset=ent)
     # Some clients put blank lines before the XML declaration, which XML forbids.
@@ -119,35 +148,30 @@ def decode_xml(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> XmlDocument:
         raise RemoteProtocolError(f"malformed XML: {exc}", offset=0) from None
     if element is None:
         raise RemoteProtocolError("empty XML document", offset=0)
+    # The byte search above cannot see a declaration in an encoding it does not
+    # know; the parsed internal subset can.
+    dtd = element.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise RemoteProtocolError("entity declarations are not accepted", offset=start)
 
-    lines: list[int] = []  # byte offsets of line starts, computed lazily
+    # Byte offset of the start of each line, for Node.pos (C-speed: no Python
+    # loop over the lines of a large message).
+    lines = [0, *accumulate(map(_PLUS_ONE, map(len, data.split(b"\n"))))]
+    nlines = len(lines) - 1
 
     def pos_of(el: etree._Element) -> int:
         line = el.sourceline
-        if line is None:
-            return -1
-        if not lines:
-            lines.append(0)
-            i = data.find(b"\n")
-            while i >= 0:
-                lines.append(i + 1)
-                i = data.find(b"\n", i + 1)
-        return start + lines[min(line, len(lines)) - 1]
+        return -1 if line is None else start + lines[min(line, nlines) - 1]
 
-    count = 0
+    count = 1
+    new_node = _new_node
+    max_elements = limits.max_elements
+    max_depth = limits.max_depth
+    # parent vocabulary -> {lxml tag: (local name, vocabulary)}
+    names: dict[str | None, dict[str, tuple[str, str]]] = {}
 
-    def convert(el: etree._Element, parent_vocab: str | None, depth: int) -> Node:
-        nonlocal count
-        count += 1
-        if count > limits.max_elements:
-            raise RemoteProtocolError(
-                f"more than {limits.max_elements} elements", status=413, offset=pos_of(el)
-            )
-        if depth > limits.max_depth:
-            raise RemoteProtocolError(
-                f"elements nested deeper than {limits.max_depth}", offset=pos_of(el)
-            )
-        qname = etree.QName(el)
+    def name_of(qtag: str, parent_vocab: str | None) -> tuple[str, str]:
+        qname = etree.QName(qtag)
         tag = qname.localname
         uri = qname.namespace
         if parent_vocab == DEVINF or tag == "DevInf":
@@ -160,19 +184,58 @@ def decode_xml(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> XmlDocument:
             vocab = METINF
         else:
             vocab = SYNCML
-        kids = [c for c in el if isinstance(c.tag, str)]
-        if kids:
-            text = el.text
-            if (text and not text.isspace()) or any(c.tail and not c.tail.isspace() for c in kids):
+        names.setdefault(parent_vocab, {})[qtag] = tag, vocab
+        return tag, vocab
+
+    def convert(el: etree._Element, tag: str, vocab: str, depth: int) -> Node:
+        """The Node of ``el``, which has children (leaves are built inline below:
+        they are most elements, and a call each would double the cost)."""
+        nonlocal count
+        kids = list(el)
+        count += len(kids)
+        if count > max_elements:
+            raise RemoteProtocolError(
+                f"more than {max_elements} elements", status=413, offset=pos_of(kids[0])
+            )
+        depth += 1
+        if depth > max_depth:
+            raise RemoteProtocolError(
+                f"elements nested deeper than {max_depth}", offset=pos_of(kids[0])
+            )
+        text = el.text
+        if text and not text.isspace():
+            for c in kids:
+                if type(c.tag) is not str:
+                    raise _entity_reference(c, tag, pos_of(el))
+            raise RemoteProtocolError(f"element {tag} mixes text and elements", offset=pos_of(el))
+        known = names.get(vocab)
+        if known is None:
+            known = names[vocab] = {}
+        out = []
+        for c in kids:
+            qtag = c.tag
+            if type(qtag) is not str:
+                raise _entity_reference(c, tag, pos_of(el))
+            tail = c.tail
+            if tail and not tail.isspace():
                 raise RemoteProtocolError(
                     f"element {tag} mixes text and elements", offset=pos_of(el)
                 )
-            children = tuple(convert(c, vocab, depth + 1) for c in kids)
-            return Node(tag, vocab, children, None, pos_of(el))
-        return Node(tag, vocab, (), el.text or None, pos_of(el))
+            ctag, cvocab = known.get(qtag) or name_of(qtag, vocab)
+            if len(c):
+                out.append(convert(c, ctag, cvocab, depth))
+            else:
+                line = c.sourceline
+                pos = -1 if line is None else start + lines[min(line, nlines) - 1]
+                out.append(new_node(ctag, cvocab, (), c.text or None, pos))
+        return new_node(tag, vocab, tuple(out), None, pos_of(el))
 
+    root_tag, root_vocab = name_of(str(element.tag), None)
     try:
-        root = convert(element, None, 1)
+        if len(element):
+            root = convert(element, root_tag, root_vocab, 1)
+        else:
+            root = Node(root_tag, root_vocab, (), element.text or None, pos_of(element))
     except RecursionError:  # pragma: no cover - max_depth is far below the recursion limit
         raise RemoteProtocolError("elements nested too deeply", offset=0) from None
     return XmlDocument(root=root, kind=root.ns, version=_version_of(root, element))
@@ -191,6 +254,34 @@ def _version_of(root: Node, element: etree._Element) -> str | None:
     return None
 
 
+#: Characters XML 1.0 cannot carry (C0 controls but TAB, LF and CR; lone
+#: surrogates; U+FFFE and U+FFFF).
+_NOT_XML_CHAR: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: An XML name as the SyncML-family and foreign vocabularies use them.
+_NAME: Final = re.compile(r"[A-Za-z_][\w.\-]*\Z")
+_DECLARATION: Final = "<?xml version='1.0' encoding='UTF-8'?>\n"
+
+
+def _attribute(value: str) -> str:
+    """``value`` as a double-quoted attribute value."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+
+def _escape(text: str, tag: str) -> str:
+    """``text`` as XML character data; CR as ``&#13;`` so that it survives."""
+    if _NOT_XML_CHAR.search(text):
+        raise LocalProtocolError(f"element {tag} holds characters XML cannot carry", status=415)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    return text
+
+
 def encode_xml(
     root: Node,
     *,
@@ -199,6 +290,11 @@ def encode_xml(
     syncml_namespace_decl: bool | None = None,
 ) -> bytes:
     """Serialize a :class:`Node` tree as a UTF-8 XML document.
+
+    The document is written directly (no intermediate lxml tree): each
+    vocabulary's namespace is declared as the default namespace where the
+    vocabulary starts, text is escaped (``&``, ``<``, ``>``, and CR as
+    ``&#13;`` so that vCards keep their CRLF).
 
     Args:
         root: the tree; ``bytes`` text cannot be written as XML.
@@ -210,7 +306,8 @@ def encode_xml(
             Ericsson and Funambol 1.0 clients reject a namespace.
 
     Raises:
-        LocalProtocolError: binary text, or characters XML cannot carry.
+        LocalProtocolError: binary text, characters XML cannot carry, or an
+            element name that is not an XML name.
     """
     if version is None:
         hdr = root.child("SyncHdr")
@@ -220,45 +317,58 @@ def encode_xml(
         syncml_namespace_decl = version != "1.0"
     uris = dict(XML_NAMESPACES)
     uris[SYNCML] = syncml_namespace(version) if syncml_namespace_decl else ""
-    qnames: dict[tuple[str, str], str] = {}
+    # (tag, namespace to declare or None) -> (start tag without ">", end tag)
+    tags: dict[tuple[str, str | None], tuple[str, str]] = {}
+    parts: list[str] = [_DECLARATION]
+    out = parts.append
 
-    def qname(vocab: str, tag: str) -> str:
-        key = (vocab, tag)
-        name = qnames.get(key)
-        if name is None:
-            uri = uris.get(vocab, vocab)
-            name = f"{{{uri}}}{tag}" if uri else tag
-            qnames[key] = name
-        return name
+    def tags_of(tag: str, declare: str | None) -> tuple[str, str]:
+        found = tags.get((tag, declare))
+        if found is None:
+            if not _NAME.match(tag):
+                raise LocalProtocolError(f"{tag!r} is not an XML element name", status=415)
+            start = f"<{tag}" if declare is None else f'<{tag} xmlns="{_attribute(declare)}"'
+            found = tags[tag, declare] = (start, f"</{tag}>")
+        return found
 
-    def nsmap(vocab: str) -> dict[str | None, str] | None:
-        uri = uris.get(vocab, vocab)
-        return {None: uri} if uri else None
-
-    def fill(el: etree._Element, node: Node) -> None:
+    def text_of(node: Node) -> str:
         text = node.text
-        if text is not None:
-            if isinstance(text, bytes):
-                raise LocalProtocolError(
-                    f"element {node.tag} holds binary data, which XML cannot carry "
-                    "(send it with Format b64 or use WBXML)",
-                    status=415,
-                )
-            try:
-                el.text = text
-            except ValueError:
-                raise LocalProtocolError(
-                    f"element {node.tag} holds characters XML cannot carry", status=415
-                ) from None
-        sub = etree.SubElement
-        for c in node.children:
-            if c.ns == node.ns:
-                child = sub(el, qname(c.ns, c.tag))
-            else:
-                child = sub(el, qname(c.ns, c.tag), nsmap=nsmap(c.ns))
-            fill(child, c)
+        if not text:
+            return ""
+        if type(text) is not str:
+            raise LocalProtocolError(
+                f"element {node.tag} holds binary data, which XML cannot carry "
+                "(send it with Format b64 or use WBXML)",
+                status=415,
+            )
+        return _escape(text, node.tag)
 
-    top = etree.Element(qname(root.ns, root.tag), nsmap=nsmap(root.ns))
-    fill(top, root)
-    out: bytes = etree.tostring(top, xml_declaration=True, encoding="UTF-8", pretty_print=pretty)
-    return out
+    def write(node: Node, scope: str, indent: str) -> None:
+        """Write ``node`` where ``scope`` is the default namespace."""
+        uri = uris.get(node.ns, node.ns)
+        start, end = tags_of(node.tag, None if uri == scope else uri)
+        kids = node.children
+        text = text_of(node)
+        if not kids:
+            out(f"{start}>{text}{end}" if text else f"{start}/>")
+            return
+        out(f"{start}>{text}")
+        inner = indent + "  " if pretty else indent
+        for c in kids:
+            if pretty:
+                out(inner)
+            if not c.children and uris.get(c.ns, c.ns) == uri:
+                # Most elements: a leaf in the namespace in scope, written inline.
+                cstart, cend = tags_of(c.tag, None)
+                ctext = text_of(c)
+                out(f"{cstart}>{ctext}{cend}" if ctext else f"{cstart}/>")
+            else:
+                write(c, uri, inner)
+        if pretty:
+            out(indent)
+        out(end)
+
+    write(root, "", "\n" if pretty else "")
+    if pretty:
+        out("\n")
+    return "".join(parts).encode("utf-8")
