@@ -70,7 +70,12 @@ from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, Sto
 from syncmld.engine.store import ContentType, ItemNotFound, PreconditionFailed, StoreError
 from syncmld.protocol import auth
 from syncmld.protocol.codec import Encoding, decode_message, encode_message, sniff
-from syncmld.protocol.codes import AlertCode, StatusCode, SyncMode
+from syncmld.protocol.codes import (
+    AlertCode,
+    StatusCode,
+    SyncMode,
+    client_to_server_alerted_alert,
+)
 from syncmld.protocol.devinf import ContentTypeRef, DataStore, DevInf
 from syncmld.protocol.errors import RemoteProtocolError
 from syncmld.protocol.limits import DEFAULT_LIMITS, Limits
@@ -135,6 +140,8 @@ class ClientConfig:
     max_msg_size: int = 1_000_000
     max_obj_size: int = 4_000_000
     max_auth_attempts: int = 3
+    #: The session answers a Server Alerted Notification (alerts 206-210).
+    server_alerted: bool = False
     limits: Limits = DEFAULT_LIMITS
 
 
@@ -174,7 +181,8 @@ class _Store:
         self.server_next: str | None = None
         self.status = 200
         self.message = ""
-        self.counts = StoreCounts(local_uri=self.ds.name, remote_uri=cs.remote_uri)
+        self.tally: dict[str, int] = {}
+        self.remote_uri = cs.remote_uri
         self.maps: list[MapItem] = []
         self.chunk: Chunk | None = None
         self.alerted = False
@@ -182,8 +190,19 @@ class _Store:
         self.received = 0
 
     def count(self, **delta: int) -> None:
-        self.counts = dataclasses.replace(
-            self.counts, **{k: getattr(self.counts, k) + v for k, v in delta.items()}
+        for key, value in delta.items():
+            self.tally[key] = self.tally.get(key, 0) + value
+
+    @property
+    def counts(self) -> StoreCounts:
+        """This datastore's figures for the history."""
+        return StoreCounts(
+            local_uri=self.ds.name,
+            remote_uri=self.remote_uri,
+            mode=self.mode,
+            status=self.status,
+            message=self.message,
+            **self.tally,
         )
 
 
@@ -323,7 +342,10 @@ class ClientSession:
             cmds.append(
                 Alert(
                     cmd_id=0,
-                    data=st.requested,
+                    # A session a notification started alerts 206-210.
+                    data=int(client_to_server_alerted_alert(st.requested))
+                    if self.config.server_alerted and st.requested != AlertCode.SLOW_SYNC
+                    else int(st.requested),
                     items=(
                         Item(
                             target=Location(uri=st.cs.remote_uri),
@@ -846,8 +868,7 @@ class ClientSession:
             status=status,
             message=message,
             stores=tuple(
-                dataclasses.replace(s.counts, mode=s.mode, status=s.status, message=s.message)
-                for s in self._stores.values()
+                s.counts for s in self._stores.values()
             ),
         )
 

@@ -48,6 +48,24 @@ from syncmld.protocol.model import (
     SyncHdr,
 )
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _numbered(cmd: Command, cmd_id: int) -> Command:
+    """``cmd`` with another CmdID (``dataclasses.replace`` without re-validation:
+    numbering thousands of Statuses per message is on the hot path)."""
+    cls = type(cmd)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    clone = object.__new__(cls)
+    put = object.__setattr__
+    for name in names:
+        put(clone, name, getattr(cmd, name))
+    put(clone, "cmd_id", cmd_id)
+    return clone
+
+
 #: What a peer that names no MaxMsgSize gets (Buteo's default).
 DEFAULT_MAX_MSG_SIZE = 16 * 1024
 _MIN_MESSAGE = 1024
@@ -210,7 +228,7 @@ class Outbox:
         sent: list[SentCommand] = []
         used = 600 if self.encoding is Encoding.XML else 150  # header
         for st in statuses:
-            numbered = dataclasses.replace(st, cmd_id=next_id())
+            numbered = _numbered(st, next_id())
             commands.append(numbered)
             sent.append(SentCommand(numbered.cmd_id, "Status"))
             used += self._estimate(numbered)
@@ -226,7 +244,7 @@ class Outbox:
             size = self._estimate(head)
             if used + size > limit and len(commands) > len(statuses):
                 break
-            cmd = dataclasses.replace(head, cmd_id=next_id())
+            cmd = _numbered(head, next_id())
             commands.append(cmd)
             sent.append(SentCommand(cmd.cmd_id, type(cmd).__name__))
             used += size

@@ -105,8 +105,14 @@ from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, Sto
 from syncmld.engine.store import ContentType, ItemNotFound, PreconditionFailed, StoreError
 from syncmld.protocol import auth
 from syncmld.protocol.codec import Encoding, decode_message, encode_message, sniff
-from syncmld.protocol.codes import AlertCode, StatusCode
+from syncmld.protocol.codes import (
+    AlertCode,
+    StatusCode,
+    SyncMode,
+    server_alerted_to_client_alert,
+)
 from syncmld.protocol.devinf import ContentTypeRef, DataStore, DevInf
+from syncmld.protocol.san import San, SanAlert, build_san, content_type_number, san_to_message
 from syncmld.protocol.errors import LocalProtocolError, RemoteProtocolError
 from syncmld.protocol.limits import DEFAULT_LIMITS, Limits
 from syncmld.protocol.model import (
@@ -212,7 +218,7 @@ class _Store:
         self.peer_store = peer_store
         self.items: dict[str, ItemState] = dict(pair.items) if pair else {}
         self.planner: Planner | None = None
-        self.counts = StoreCounts(local_uri=ds.name, remote_uri=remote_uri, mode=mode)
+        self.tally: dict[str, int] = {}
         self.status = 200
         self.message = ""
         self.chunk: Chunk | None = None
@@ -232,8 +238,19 @@ class _Store:
         return _DIRECTIONS[self.mode]
 
     def count(self, **delta: int) -> None:
-        self.counts = dataclasses.replace(
-            self.counts, **{k: getattr(self.counts, k) + v for k, v in delta.items()}
+        for key, value in delta.items():
+            self.tally[key] = self.tally.get(key, 0) + value
+
+    @property
+    def counts(self) -> StoreCounts:
+        """This datastore's figures for the history."""
+        return StoreCounts(
+            local_uri=self.ds.name,
+            remote_uri=self.remote_uri,
+            mode=self.mode,
+            status=self.status,
+            message=self.message,
+            **self.tally,
         )
 
     def guid_for(self, local_id: str) -> str:
@@ -340,8 +357,7 @@ class ServerSession:
 
     def _run_record(self, *, status: int, message: str) -> RunRecord:
         stores = tuple(
-            dataclasses.replace(s.counts, status=s.status, message=s.message)
-            for s in self._stores.values()
+            s.counts for s in self._stores.values()
         )
         return RunRecord(
             dev_id=self.dev_id or "",
@@ -643,11 +659,11 @@ class ServerSession:
             )
         assert self.peer is not None
         requested = code
-        base = code - 6 if 206 <= code <= 210 else code
-        if base == 206 - 6:  # 206 -> 200
-            base = 200
         if code == AlertCode.RESUME:
             base = 200  # nothing to resume here: fall back to a normal sync (anchors decide)
+        else:
+            # A session a notification started alerts 206-210 (or 200-205).
+            base = int(server_alerted_to_client_alert(code))
         pair = self.peer.pairs.get(ds.name)
         status_code = StatusCode.OK
         mode = base
@@ -1145,3 +1161,59 @@ class ServerSession:
 def _takes_large_objects(devinf: DevInf, version: str) -> bool:
     """Whether a peer can receive items split with MoreData (DS 1.1 and later)."""
     return version != "1.0" and devinf.support_large_objs
+
+
+def notification(
+    alerts: Sequence[tuple[Datastore, SyncMode]],
+    *,
+    server_id: str,
+    session_id: int,
+    version: str = "1.2",
+    password: str | None = None,
+    nonce: bytes = b"",
+    user_interaction: bool = False,
+) -> tuple[bytes, str]:
+    """The Server Alerted Notification that asks a phone to start a session.
+
+    This is the engine's entry point for a PC-initiated sync: the transport
+    puts the returned bytes (with the returned MIME type) to the phone's
+    SyncML Client service; the phone then runs an ordinary client session
+    against a :class:`ServerSession`, alerting the 206-210 codes (or 200-205).
+
+    Args:
+        alerts: our datastores and the mode for each.
+        server_id: our identifier as the phone knows it (``PC Suite`` for
+            Nokia and Sony Ericsson phones).
+        session_id: the session id (0-65535) the phone should use.
+        version: "1.2" gives the binary DS 1.2 notification; "1.1"/"1.0" the
+            WBXML "package 0" message older phones expect.
+        password, nonce: for the digest; ``None`` gives the all-zero digest
+            phones accept for local PC sync.
+        user_interaction: ask the phone to show a dialog first.
+
+    Returns:
+        ``(data, content_type)``.
+    """
+    san = San(
+        version=version,
+        ui_mode=3 if user_interaction else 0,
+        initiator_server=True,
+        session_id=session_id,
+        server_id=server_id,
+        alerts=tuple(
+            SanAlert(
+                sync_type=int(mode.to_alert(server_alerted=True)),
+                content_type=content_type_number(ds.store.content_types[0].mime),
+                server_uri=ds.name,
+            )
+            for ds, mode in alerts
+        ),
+    )
+    if version == "1.2":
+        return build_san(san, password=password, nonce=nonce), SAN_CONTENT_TYPE
+    message = san_to_message(san)
+    return encode_message(message, Encoding.WBXML), Encoding.WBXML.content_type
+
+
+#: MIME type of a DS 1.2 notification.
+SAN_CONTENT_TYPE = "application/vnd.syncml.ds.notification"

@@ -77,6 +77,7 @@ class Pair:
         *,
         cut_after: int | None = None,
         tamper: Callable[[int, bytes], bytes] | None = None,
+        server_alerted: bool = False,
     ) -> Outcome:
         """Run one session; ``cut_after`` drops the connection after that many messages."""
         self.now += 60
@@ -107,6 +108,7 @@ class Pair:
                 version=self.version,
                 encoding=self.encoding,
                 max_msg_size=self.client_max_msg,
+                server_alerted=server_alerted,
             ),
             peer=self.client_state,
             now=self.now,

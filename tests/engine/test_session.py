@@ -249,3 +249,48 @@ def test_pkg1_alert_and_anchors_on_the_wire() -> None:
     assert alert.items[0].meta is not None and alert.items[0].meta.anchor is not None
     third = decode_message(seen[1])
     assert any(isinstance(c, Sync) for c in third.commands)
+
+
+def test_server_alerted_sync_from_a_notification() -> None:
+    from syncmld.engine.server import SAN_CONTENT_TYPE, notification
+    from syncmld.engine.session import Datastore
+    from syncmld.protocol.san import parse_san
+
+    p = Pair()
+    fill([vcard(1)], p.server_store)
+    data, ctype = notification(
+        [(Datastore(name="contacts", store=p.server_store), SyncMode.TWO_WAY)],
+        server_id="PC Suite",
+        session_id=42,
+    )
+    assert ctype == SAN_CONTENT_TYPE
+    san = parse_san(data)
+    assert san.server_id == "PC Suite"
+    assert [a.sync_type for a in san.alerts] == [206]
+    assert [a.server_uri for a in san.alerts] == ["contacts"]
+    # The phone answers with a client session; its first sync is slow (201),
+    # later ones alert 206, which the server takes as two-way.
+    assert p.sync().ok
+    p.client_store.add(vcard(2))
+    out = p.sync(server_alerted=True)
+    assert out.ok, out.client.run
+    assert out.server is not None and out.server.run.stores[0].mode == 200
+    server, client = p.normalized()
+    assert server == client and len(server) == 2
+
+
+def test_package_zero_notification_for_older_phones() -> None:
+    from syncmld.engine.server import notification
+    from syncmld.engine.session import Datastore
+    from syncmld.protocol.san import message_to_san
+
+    store = Pair().server_store
+    data, ctype = notification(
+        [(Datastore(name="Contacts", store=store), SyncMode.ONE_WAY_FROM_SERVER)],
+        server_id="PC Suite",
+        session_id=7,
+        version="1.1",
+    )
+    assert ctype == Encoding.WBXML.content_type
+    san = message_to_san(decode_message(data))
+    assert [a.sync_type for a in san.alerts] == [209]

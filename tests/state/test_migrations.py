@@ -108,3 +108,9 @@ def test_alembic_commands_with_a_url(tmp_path: Path) -> None:
     sql = cfg.output_buffer.getvalue()
     assert "CREATE TABLE item_mappings" in sql
     assert "ON DELETE CASCADE" in sql
+
+
+def test_the_head_constant_is_alembics_head() -> None:
+    from syncmld.state import schema
+
+    assert schema.head() == schema.alembic_head()
