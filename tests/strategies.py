@@ -99,9 +99,7 @@ SPECIALS = (
 def free_text(max_size: int = 40) -> st.SearchStrategy[str]:
     """Arbitrary XML-carriable text (not stripped), often with a special in it."""
     plain = st.text(_chars, max_size=max_size)
-    return plain | st.builds(
-        lambda a, f, b: a + f + b, plain, st.sampled_from(SPECIALS), plain
-    )
+    return plain | st.builds(lambda a, f, b: a + f + b, plain, st.sampled_from(SPECIALS), plain)
 
 
 def value(*, empty: bool = True) -> st.SearchStrategy[str]:
@@ -133,9 +131,12 @@ COMMAND_NAMES = (
     "SyncHdr", "Alert", "Sync", "Add", "Replace", "Delete", "Copy", "Move", "Map",
     "Put", "Get", "Results", "Exec", "Search", "Atomic", "Sequence",
 )  # fmt: skip
-uri = st.sampled_from(
-    ("./contacts", "./devinf12", "IMEI:355884000217404", "http://127.0.0.1:9300/sync", "1")
-) | value()
+uri = (
+    st.sampled_from(
+        ("./contacts", "./devinf12", "IMEI:355884000217404", "http://127.0.0.1:9300/sync", "1")
+    )
+    | value()
+)
 
 # --- MetInf ---------------------------------------------------------------------
 

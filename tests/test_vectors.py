@@ -203,8 +203,7 @@ def test_wbxml_decodes_like_its_translation(path: Path) -> None:
     assert_same(lf_in_data(one_devinf_type(binary)), lf_in_data(one_devinf_type(text)))
     # The CR forgiveness is needed exactly when the WBXML side has CRLF in Data.
     crlf = any(
-        isinstance(o, Item) and isinstance(o.data, str) and "\r\n" in o.data
-        for o in _walk(binary)
+        isinstance(o, Item) and isinstance(o.data, str) and "\r\n" in o.data for o in _walk(binary)
     )
     assert (one_devinf_type(binary) == one_devinf_type(text)) is not crlf
 
@@ -419,9 +418,7 @@ def test_multi_message_package_and_large_object() -> None:
     assert not decode_message((case / "03-c2s.xml").read_bytes()).final
     assert not decode_message((case / "05-c2s.xml").read_bytes()).final
     msg = decode_message((case / "07-c2s.xml").read_bytes())
-    chunked = [
-        c for c in _walk(msg) if isinstance(c, Add) and any(i.more_data for i in c.items)
-    ]
+    chunked = [c for c in _walk(msg) if isinstance(c, Add) and any(i.more_data for i in c.items)]
     assert len(chunked) == 1
     sizes = {m.size for m in (chunked[0].meta, *(i.meta for i in chunked[0].items)) if m}
     assert 20183 in sizes

@@ -112,7 +112,6 @@ from syncmld.protocol.codes import (
     server_alerted_to_client_alert,
 )
 from syncmld.protocol.devinf import ContentTypeRef, DataStore, DevInf
-from syncmld.protocol.san import San, SanAlert, build_san, content_type_number, san_to_message
 from syncmld.protocol.errors import LocalProtocolError, RemoteProtocolError
 from syncmld.protocol.limits import DEFAULT_LIMITS, Limits
 from syncmld.protocol.model import (
@@ -136,6 +135,7 @@ from syncmld.protocol.model import (
     Sync,
     SyncHdr,
 )
+from syncmld.protocol.san import San, SanAlert, build_san, content_type_number, san_to_message
 
 VERSIONS = {"1.0": "SyncML/1.0", "1.1": "SyncML/1.1", "1.2": "SyncML/1.2"}
 DEVINF_URIS = {"1.0": "./devinf10", "1.1": "./devinf11", "1.2": "./devinf12"}
@@ -659,11 +659,9 @@ class ServerSession:
             )
         assert self.peer is not None
         requested = code
-        if code == AlertCode.RESUME:
-            base = 200  # nothing to resume here: fall back to a normal sync (anchors decide)
-        else:
-            # A session a notification started alerts 206-210 (or 200-205).
-            base = int(server_alerted_to_client_alert(code))
+        # Nothing to resume here: a resume (225) falls back to a normal sync
+        # whose anchors decide; a session a notification started alerts 206-210.
+        base = 200 if code == AlertCode.RESUME else int(server_alerted_to_client_alert(code))
         pair = self.peer.pairs.get(ds.name)
         status_code = StatusCode.OK
         mode = base
