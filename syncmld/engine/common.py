@@ -36,6 +36,17 @@ def package_open(msg: Message) -> bool:
     )
 
 
+def asks_next_message(msg: Message) -> bool:
+    """Whether ``msg`` carries Alert 222: its sender waits for another message from us.
+
+    Such a message never ends the session, even with ``Final``: the
+    Funambol Outlook client 3.0 sends Alert 222 *with* Final after its Sync
+    package to fetch the server's changes, and sends its Map only after the
+    answer.
+    """
+    return any(isinstance(c, Alert) and c.data == NEXT_MESSAGE for c in msg.commands)
+
+
 def status_for(
     msg: Message,
     cmd: Command | None,

@@ -56,7 +56,14 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from syncmld.engine.common import Chunk, item_text, package_open, size_matches, status_for
+from syncmld.engine.common import (
+    Chunk,
+    asks_next_message,
+    item_text,
+    package_open,
+    size_matches,
+    status_for,
+)
 from syncmld.engine.decide import (
     ChangeKind,
     Direction,
@@ -260,7 +267,7 @@ class _Store:
         if limit is not None and 0 < limit < len(local_id.encode("utf-8")):
             # Sony Ericsson P900 keeps at most 4 bytes of a server id: send a
             # temporary one and translate it back when the Map arrives.
-            guid = f"#{next(self._temp)}"
+            guid = _temp_guid(next(self._temp))
         self.guids[guid] = local_id
         return guid
 
@@ -356,9 +363,7 @@ class ServerSession:
         self._events.append(self.result)
 
     def _run_record(self, *, status: int, message: str) -> RunRecord:
-        stores = tuple(
-            s.counts for s in self._stores.values()
-        )
+        stores = tuple(s.counts for s in self._stores.values())
         return RunRecord(
             dev_id=self.dev_id or "",
             role="server",
@@ -1073,7 +1078,10 @@ class ServerSession:
             elif self.phase is Phase.CLIENT_SYNC and outbox.empty:
                 self._finish_client_sync()
                 self.phase = Phase.MAPS
-            elif self.phase is Phase.MAPS and outbox.empty:
+            elif self.phase is Phase.MAPS and outbox.empty and not asks_next_message(msg):
+                # Funambol Outlook 3.0 asks for our changes with Alert 222 +
+                # Final after its Sync, even when they came with the answer to
+                # it: answer the 222; its Map (pkg5) follows.
                 return self._complete(msg, statuses)
         header = self._header(msg.header)
         # Our package may only end once the client's is complete; while it
@@ -1154,6 +1162,21 @@ class ServerSession:
         self.result = SessionFinished(peer, run)
         self._events.append(self.result)
         return Reply(data, self.encoding, tuple(self._events), done=True)
+
+
+def _temp_guid(n: int) -> str:
+    """The ``n``-th temporary server id: ``#`` and ``n`` in base 36.
+
+    Decimal ``#1000`` would already be 5 bytes, too long for the 4 bytes a
+    Sony Ericsson P900 keeps (its MaxGUIDSize) once a slow sync sends it a
+    thousand items; base 36 keeps 46,655 ids within 4 bytes.
+    """
+    digits = ""
+    while True:
+        n, r = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[r] + digits
+        if n == 0:
+            return "#" + digits
 
 
 def _takes_large_objects(devinf: DevInf, version: str) -> bool:
