@@ -67,7 +67,7 @@ from syncmld.engine.session import (
     anchor_for,
 )
 from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, StoreCounts
-from syncmld.engine.store import ContentType, ItemNotFound, PreconditionFailed, StoreError
+from syncmld.engine.store import ContentType, ItemNotFound, PreconditionFailed, Store, StoreError
 from syncmld.protocol import auth
 from syncmld.protocol.codec import Encoding, decode_message, encode_message, sniff
 from syncmld.protocol.codes import (
@@ -448,10 +448,10 @@ class ClientSession:
         if st.cmd == "Alert" and isinstance(tag, str):
             self._alert_status(st)
         elif isinstance(tag, tuple):
-            name, local_id, kind = tag
+            name, local_id, kind, sent = tag
             store = self._stores.get(name)
             if store is not None:
-                self._change_status(store, local_id, kind, st.data)
+                self._change_status(store, local_id, kind, sent, st.data)
         return None
 
     def _alert_status(self, st: Status) -> None:
@@ -467,27 +467,31 @@ class ClientSession:
             if target is not None:
                 break
 
-    def _change_status(self, store: _Store, local_id: str, kind: str, code: int) -> None:
-        ok = 200 <= code < 300 or code in (StatusCode.ALREADY_EXISTS, StatusCode.ITEM_NOT_DELETED)
+    def _change_status(
+        self, store: _Store, local_id: str, kind: str, sent: ItemState | None, code: int
+    ) -> None:
         if code == StatusCode.CHUNKED_ITEM_ACCEPTED:
             return
-        if not ok and code not in (
+        ok = 200 <= code < 300 or code in (
+            StatusCode.ALREADY_EXISTS,
+            StatusCode.ITEM_NOT_DELETED,
+            # 419: the server keeps its version and sends it in its Sync.
             StatusCode.CONFLICT_RESOLVED_WITH_SERVER_DATA,
             StatusCode.NOT_FOUND,
-        ):
-            # The change stays pending: the item keeps its old state.
+        )
+        if not ok:
+            # The change stays pending: the item keeps its old state (a new
+            # item none), so the next session sends it again.
             store.message = f"the server refused item {local_id} with status {code}"
-            store.items.pop(local_id, None) if kind == "Add" else None
+            if kind == "Add":
+                store.items.pop(local_id, None)
             return
-        if kind == "Delete":
+        if kind == "Delete" or sent is None:
             store.items.pop(local_id, None)
             store.count(remote_deleted=1)
             return
-        try:
-            data, etag = store.ds.store.get(local_id)
-        except StoreError:
-            return
-        store.items[local_id] = ItemState(local_id, local_id, etag, store.codec.digest(data))
+        if code != StatusCode.CONFLICT_RESOLVED_WITH_SERVER_DATA:
+            store.items[local_id] = sent
         store.count(**{"remote_added" if kind == "Add" else "remote_replaced": 1})
 
     def _retry_auth(self) -> ClientResult:
@@ -668,6 +672,11 @@ class ClientSession:
             # Idempotent add: an item that already came from this server in a
             # session that broke off (pending map) or has the same content.
             match = store.pending_maps.get(guid) if guid else None
+            if match is not None and not _exists(local, match):
+                # The user deleted the item since: a stale pending map made
+                # this Add fail with 404 forever.  The item is added again.
+                del store.pending_maps[guid]
+                match = None
             if match is None:
                 match = self._unmapped_match(store, data, digest)
             if match is not None:
@@ -788,6 +797,11 @@ class ClientSession:
         slow = store.mode in (AlertCode.SLOW_SYNC, AlertCode.REFRESH_FROM_CLIENT)
         if slow:
             adds, replaces, deletes = [], list(listing), []
+            # A slow sync pairs everything afresh and never deletes: rows of
+            # items gone since would outlive it and send a Delete (or trip
+            # the guard on an empty store) at every later sync.
+            for item_id in [i for i in store.items if i not in listing]:
+                del store.items[item_id]
         else:
             cache: dict[str, str] = {}
 
@@ -817,17 +831,21 @@ class ClientSession:
                 store.status = StatusCode.SESSION_CANCELLED
                 store.message = reason
                 return
-        texts = {i: t for i, t, _ in local.get_many([*adds, *replaces])}
+        texts = {i: (t, e) for i, t, e in local.get_many([*adds, *replaces])}
         for kind, ids in (("Add", adds), ("Replace", replaces)):
             for item_id in ids:
-                text = texts.get(item_id)
-                if text is None:
+                found = texts.get(item_id)
+                if found is None:
                     continue
+                text, etag = found
                 data, ctype = store.codec.to_remote(text, accepted)
+                # The state recorded when the server confirms is that of the
+                # version sent: an edit made meanwhile still counts as a change.
+                sent = ItemState(item_id, item_id, etag, store.codec.digest(text))
                 out.changes.append(
                     OutChange(
                         kind,
-                        (store.ds.name, item_id, kind),
+                        (store.ds.name, item_id, kind, sent),
                         source=item_id,
                         data=data,
                         content_type=ctype.mime,
@@ -835,7 +853,7 @@ class ClientSession:
                 )
         for item_id in deletes:
             out.changes.append(
-                OutChange("Delete", (store.ds.name, item_id, "Delete"), source=item_id)
+                OutChange("Delete", (store.ds.name, item_id, "Delete", None), source=item_id)
             )
         store.sent_sync = True
 
@@ -919,6 +937,14 @@ class ClientSession:
         self.phase = Phase.DONE
         self.result = SessionFinished(peer, self._run(status, "; ".join(failed)))
         self._events.append(self.result)
+
+
+def _exists(store: Store, item_id: str) -> bool:
+    try:
+        store.get(item_id)
+    except ItemNotFound:
+        return False
+    return True
 
 
 __all__ = [
