@@ -6,18 +6,30 @@ Subcommands:
     Print a SyncML message or DevInf document (XML or WBXML) as indented XML.
 ``syncmld encode --wbxml|--xml FILE|-``
     Convert a document to WBXML or XML (written to standard output or ``-o``).
+``syncmld sync [--config FILE] SERVER [--mode MODE] [--store NAME ...]``
+    Run one client session with a SyncML server of the configuration file;
+    print one line per datastore.
+``syncmld serve-http [--config FILE] [--host HOST] [--port PORT]``
+    Serve the configured stores to SyncML clients over HTTP until Ctrl-C.
 
 Bad input is reported on one line naming the byte offset, with exit status 1;
-usage errors exit with 2.
+usage errors exit with 2.  ``sync`` exits with 0 only when every datastore
+synced, 1 otherwise, and 2 for configuration errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import dataclasses
+import logging
+import signal
+import ssl
 import sys
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from syncmld import __version__
 from syncmld.errors import SyncmlError
@@ -28,8 +40,16 @@ from syncmld.protocol.codec import (
     encode_document,
     validate_document,
 )
+from syncmld.protocol.codes import StatusCode, SyncMode
 from syncmld.protocol.errors import ProtocolError
 from syncmld.protocol.tree import Node
+
+if TYPE_CHECKING:
+    from syncmld.config import Config, RemoteServerConfig
+    from syncmld.engine.client import ClientSession
+    from syncmld.engine.session import SessionFinished
+    from syncmld.engine.state import RunRecord, StoreCounts
+    from syncmld.transports.http import HttpServer
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -101,6 +121,261 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------- sync, serve-http
+#
+# ``sync`` and ``serve-http`` need aiohttp, SQLAlchemy and the engine, which
+# would more than double the start-up time of ``decode``/``encode``; they are
+# imported when one of these two commands runs (hence the PLC0415 waivers).
+
+#: Shown in --help; the real default honours $XDG_CONFIG_HOME.
+_DEFAULT_CONFIG = "$XDG_CONFIG_HOME/syncmld/syncmld.toml"
+
+
+class _OneLine(logging.Filter):
+    """Log records with an exception become one line: message and exception, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            record.msg = f"{record.getMessage()}: {reason}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _setup_logging(level: int) -> None:
+    """syncmld's own messages at ``level``, other libraries' warnings only.
+
+    Below DEBUG level, tracebacks are folded into one line (aiohttp logs
+    some for malformed requests).
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("syncmld: %(message)s"))
+    if level > logging.DEBUG:
+        handler.addFilter(_OneLine())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("syncmld").setLevel(level)
+
+
+def _config(path: str | None) -> Config:
+    """The configuration file given, else the default one.
+
+    Raises:
+        ConfigError: it cannot be read or is wrong.
+    """
+    from syncmld.config import ConfigError, default_config_path, load  # noqa: PLC0415
+
+    if path is not None:
+        return load(path)
+    default = default_config_path()
+    if not default.exists():
+        raise ConfigError(
+            f"no configuration file at {default} "
+            "(copy config/syncmld.toml there and adapt it, or pass --config FILE)"
+        )
+    return load(default)
+
+
+def _selected_stores(
+    config: Config, server: RemoteServerConfig, wanted: list[str] | None
+) -> list[str]:
+    from syncmld.config import ConfigError  # noqa: PLC0415
+
+    paired = [p.local for p in server.sync]
+    for name in wanted or ():
+        if name not in paired:
+            raise ConfigError(
+                f"{config.source}: servers.{server.name} has no sync pair for store {name!r} "
+                f"(paired: {', '.join(paired)})"
+            )
+    return [name for name in paired if not wanted or name in wanted]
+
+
+def _ssl_context(config: Config, server: RemoteServerConfig) -> ssl.SSLContext | None:
+    from syncmld.config import ConfigError  # noqa: PLC0415
+
+    if server.ca_file is None:
+        return None
+    try:
+        context = ssl.create_default_context()
+        context.load_verify_locations(cafile=str(server.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"{config.source}: servers.{server.name}.ca_file: cannot use {server.ca_file}: {reason}"
+        ) from None
+    return context
+
+
+def _session_id(now: float) -> str:
+    """A SessionID that changes from one session to the next."""
+    return str(int(now) % 1_000_000)
+
+
+async def _client_run(
+    session: ClientSession, server: RemoteServerConfig, context: ssl.SSLContext | None
+) -> SessionFinished:
+    import aiohttp  # noqa: PLC0415
+
+    from syncmld.transports.http import run_client_session  # noqa: PLC0415
+
+    headers = {"User-Agent": f"syncmld/{__version__}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        return await run_client_session(
+            session, http=http, timeout=server.timeout, ssl_context=context
+        )
+
+
+def _mode_name(mode: int | None) -> str:
+    if mode is None:
+        return "-"
+    try:
+        return SyncMode.from_alert(mode).value
+    except ValueError:
+        return str(mode)
+
+
+def _store_line(counts: StoreCounts) -> str:
+    status = (
+        "ok" if counts.status == 200 else f"failed: {counts.message or f'status {counts.status}'}"
+    )
+    return (
+        f"{counts.local_uri}: {_mode_name(counts.mode)}, "
+        f"local {counts.local_added} added {counts.local_replaced} replaced "
+        f"{counts.local_deleted} deleted, "
+        f"remote {counts.remote_added} added {counts.remote_replaced} replaced "
+        f"{counts.remote_deleted} deleted, "
+        f"{counts.conflicts} conflicts, {status}"
+    )
+
+
+def _completed(run: RunRecord) -> bool:
+    """Whether the session ran to its end (some datastores may still have failed)."""
+    if run.status == 200:
+        return True
+    return run.status == StatusCode.SYNCHRONIZATION_FAILED and any(
+        s.status != 200 for s in run.stores
+    )
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from syncmld.config import ConfigError, client_config  # noqa: PLC0415
+    from syncmld.engine.client import ClientSession  # noqa: PLC0415
+    from syncmld.state.repository import StateRepository  # noqa: PLC0415
+
+    _setup_logging(logging.WARNING)
+    try:
+        config = _config(args.config)
+        server = config.server(args.server)
+        names = _selected_stores(config, server, args.store)
+        mode = SyncMode(args.mode) if args.mode else None
+        password = server.read_password()
+        context = _ssl_context(config, server)
+    except ConfigError as exc:
+        print(f"syncmld: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stores = {name: config.stores[name].open() for name in names}
+    engine_config = client_config(server, stores, config, password=password, mode=mode)
+    interrupted = False
+    with StateRepository(config.state_url) as repo:
+        now = time.time()
+        peer = repo.load_peer(server.url)
+        session = ClientSession(engine_config, peer=peer, now=now, session_id=_session_id(now))
+        try:
+            outcome = asyncio.run(_client_run(session, server, context))
+        except KeyboardInterrupt:
+            interrupted = True
+            outcome = session.result or session.abort("cancelled")
+        run = dataclasses.replace(outcome.run, finished=time.time())
+        if outcome.peer is not None:
+            repo.save_session(outcome.peer, run)
+        else:
+            repo.record_run(run)
+    if interrupted:
+        print(f"syncmld: sync with {server.name} cancelled; nothing committed", file=sys.stderr)
+        return EXIT_FAILURE
+    if not _completed(run):
+        print(f"syncmld: sync with {server.name} failed: {run.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    for counts in run.stores:
+        print(_store_line(counts))
+    sys.stdout.flush()
+    ok = run.status == 200 and all(s.status == 200 for s in run.stores)
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+async def _serve_until_stopped(server: HttpServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        try:
+            print(
+                f"syncmld: serving SyncML on {server.url} (Ctrl-C stops)",
+                file=sys.stderr,
+                flush=True,
+            )
+            await stop.wait()
+        finally:
+            await server.stop()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    print("syncmld: stopped", file=sys.stderr, flush=True)
+
+
+def _cmd_serve_http(args: argparse.Namespace) -> int:
+    from syncmld.config import ConfigError  # noqa: PLC0415
+    from syncmld.state.repository import StateRepository  # noqa: PLC0415
+    from syncmld.transports.http import HttpServer, make_app  # noqa: PLC0415
+
+    _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        config = _config(args.config)
+        if not config.stores:
+            raise ConfigError(f"{config.source}: no [stores.<name>] table: nothing to serve")
+    except ConfigError as exc:
+        print(f"syncmld: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stores = {name: sc.open() for name, sc in config.stores.items()}
+    http = config.http
+    with StateRepository(config.state_url) as repo:
+        app = make_app(
+            config.server_config(stores),
+            repo,
+            session_timeout=http.session_timeout,
+            max_request_size=http.max_request_size,
+            public_url=http.public_url,
+        )
+        server = HttpServer(
+            app,
+            host=args.host if args.host is not None else http.host,
+            port=args.port if args.port is not None else http.port,
+        )
+        asyncio.run(_serve_until_stopped(server))
+    return EXIT_OK
+
+
+def _run_guarded(args: argparse.Namespace) -> int:
+    """``sync`` and ``serve-http``: every failure is one line, never a traceback."""
+    try:
+        status: int = args.func(args)
+    except SyncmlError as exc:
+        print(f"syncmld: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:
+        print(f"syncmld: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``syncmld`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -128,6 +403,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pretty", action="store_true", help="XML: indent elements")
     p.set_defaults(func=_cmd_encode)
+
+    config_help = f"configuration file (default: {_DEFAULT_CONFIG})"
+    p = sub.add_parser(
+        "sync",
+        help="sync once with a SyncML server of the configuration file",
+        description="Run one SyncML session with SERVER ([servers.SERVER] in the configuration) "
+        "and print one line per datastore: mode, items added/replaced/deleted locally and "
+        "remotely, conflicts, status.  Exit status 0 when every datastore synced, 1 otherwise, "
+        "2 for configuration errors.",
+    )
+    p.add_argument("server", metavar="SERVER", help="the [servers.SERVER] table to use")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in SyncMode],
+        help="sync mode for every datastore (default: each pair's configured mode)",
+    )
+    p.add_argument(
+        "--store",
+        metavar="NAME",
+        action="append",
+        help="sync only this local store (repeatable; default: every pair of the server)",
+    )
+    p.set_defaults(func=_cmd_sync, guarded=True)
+
+    p = sub.add_parser(
+        "serve-http",
+        help="serve the configured stores to SyncML clients over HTTP",
+        description="Run the SyncML server role over HTTP in the foreground until Ctrl-C.",
+    )
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("--host", help="address to listen on (default: [http] host)")
+    p.add_argument(
+        "--port", type=int, help="port to listen on, 0 for any free one (default: [http] port)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log every session step")
+    p.set_defaults(func=_cmd_serve_http, guarded=True)
     return parser
 
 
@@ -135,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "guarded", False):
+        return _run_guarded(args)
     try:
         status: int = args.func(args)
     except ProtocolError as exc:

@@ -404,8 +404,11 @@ class ClientSession:
             if isinstance(cmd, Status):
                 outcome = self._status(cmd)
                 if outcome == "retry":
+                    # The other statuses echo the refusal (401/407 for every
+                    # command): they say nothing about the datastores.
                     retry = True
-                elif outcome == "fail":
+                    break
+                if outcome == "fail":
                     return ClientResult(None, list(self._events), True)
                 continue
             statuses.extend(self._command(msg, cmd))
@@ -492,7 +495,9 @@ class ClientSession:
             return
         if code != StatusCode.CONFLICT_RESOLVED_WITH_SERVER_DATA:
             store.items[local_id] = sent
-        store.count(**{"remote_added" if kind == "Add" else "remote_replaced": 1})
+        # A slow sync sends every item as Replace; 201 says the server added it.
+        added = kind == "Add" or code == StatusCode.ITEM_ADDED
+        store.count(**{"remote_added" if added else "remote_replaced": 1})
 
     def _retry_auth(self) -> ClientResult:
         """Send pkg1 again, with credentials built from the challenge."""
@@ -680,7 +685,13 @@ class ClientSession:
             if match is None:
                 match = self._unmapped_match(store, data, digest)
             if match is not None:
-                _, etag = local.get(match)
+                current, etag = local.get(match)
+                if store.codec.digest(current) != digest:
+                    # Our copy differs (same UID, other content): the row keeps
+                    # the server's digest and an empty etag, so the next sync
+                    # re-hashes ours and sends it.  With our etag the change
+                    # was never seen and the two sides stayed different.
+                    etag = ""
                 store.items[match] = ItemState(match, match, etag, digest)
                 if guid:
                     store.maps.append(MapItem(target=guid, source=match))

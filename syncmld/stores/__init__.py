@@ -1,0 +1,12 @@
+"""Local datastores: the desktop side of a sync.
+
+Every store implements the engine's :class:`~syncmld.engine.store.Store` ABC.
+
+* :mod:`syncmld.stores.vdir` - a vdir folder (one item per file), as used by
+  khal, khard and vdirsyncer.
+* :class:`~syncmld.engine.store.MemoryStore` (in the engine) - items in a dict,
+  for tests.
+
+Stores block (they read and write files); asyncio code calls them through
+``asyncio.to_thread``, as the transports do with the whole engine.
+"""

@@ -1,0 +1,378 @@
+"""A vdir folder as a store: one item per file, as khal, khard and vdirsyncer keep them.
+
+The vdir conventions (vdirsyncer's ``docs/vdir.rst``, summarized in
+``docs/pim.md`` section 2) and how this store follows them:
+
+* One item per file; contacts end in ``.vcf``, calendar items in ``.ics``.
+  Only regular files with the store's suffix are items: hidden files, ``.tmp``
+  files, files without extension (``displayname``, ``color``) and files with
+  another suffix are ignored.
+* Item ids are file names.  A new item is named after its UID when the UID is
+  made of safe characters (letters, digits, ``_ . - +``) and is not too long;
+  otherwise, or when that name is taken, after a random UUID.  An update keeps
+  the file's name, whatever the new content's UID.
+* Writes are atomic: the content goes to a hidden ``.tmp`` file in the same
+  folder, is flushed to disk, and is renamed over the item (``os.replace``), so
+  a reader sees either the old or the new file, never a partial one.  A new
+  item is published with a hard link, which fails instead of overwriting a
+  file of the same name created meanwhile.
+* The etag is ``"<mtime in ns>:<inode>"``, taken from the written file itself.
+  ``replace`` and ``delete`` with an etag that no longer matches raise
+  :class:`~syncmld.engine.store.PreconditionFailed`: a desktop program (khal,
+  khard) edited the file since the engine looked, and its edit wins until the
+  next sync.  (The check and the write are two steps; an edit landing between
+  them is the one race this cannot see - vdirsyncer has the same window.)
+* The folder is created when missing, with a ``displayname`` file.
+
+Files are read as UTF-8 (a byte-order mark is dropped); a file that is not
+valid UTF-8 is read as ISO-8859-1, the usual encoding of old vCard tools,
+with a warning in the log, rather than failing the whole sync.  Written
+files are always UTF-8.
+
+Notes (``.txt`` or iCalendar ``VJOURNAL`` files) are not supported yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import secrets
+import stat
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from syncmld.engine.store import (
+    ICAL_20,
+    VCARD_30,
+    ContentType,
+    ItemNotFound,
+    PreconditionFailed,
+    ReadOnlyStore,
+    Store,
+    StoreError,
+)
+
+log = logging.getLogger(__name__)
+
+#: What a UID may consist of to become a file name (vdirsyncer's rule).
+_SAFE_UID = re.compile(r"[A-Za-z0-9_.+-]+")
+#: Longest UID used as a file name (leaves room for the suffix and temp names).
+MAX_UID_NAME = 200
+_UID_LINE = re.compile(r"^UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+_FOLD = re.compile(r"\r?\n[ \t]")
+
+#: Store kinds: the content types held and the file suffix.
+KINDS: dict[str, tuple[tuple[ContentType, ...], str]] = {
+    "contacts": ((VCARD_30,), ".vcf"),
+    "calendar": ((ICAL_20,), ".ics"),
+}
+
+
+def etag_of(st: os.stat_result) -> str:
+    """The etag of a file: ``"<mtime_ns>:<inode>"``."""
+    return f"{st.st_mtime_ns}:{st.st_ino}"
+
+
+def uid_of(data: str) -> str | None:
+    """The value of the first ``UID`` property of an item (folded lines joined)."""
+    m = _UID_LINE.search(_FOLD.sub("", data))
+    if m is None:
+        return None
+    return m.group(1).strip() or None
+
+
+class VdirStore(Store):
+    """A vdir collection (one folder) as a :class:`~syncmld.engine.store.Store`.
+
+    Args:
+        path: the collection's folder; created (with parents) when missing.
+        content_types: what the items are, preferred first (``(VCARD_30,)``).
+        suffix: the item file suffix, with the dot (``".vcf"``).
+        display_name: written to the ``displayname`` file of a folder this
+            store creates (default: the folder's name).
+        read_only: refuse writes with :class:`~syncmld.engine.store.ReadOnlyStore`.
+
+    Raises:
+        StoreError: the folder cannot be created, or ``path`` is not a folder.
+        ValueError: ``suffix`` does not start with a dot.
+
+    The store keeps no state in memory; it is safe to use from several
+    threads (each call works on the files alone).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        content_types: tuple[ContentType, ...],
+        suffix: str,
+        display_name: str | None = None,
+        read_only: bool = False,
+    ) -> None:
+        if not suffix.startswith(".") or len(suffix) < 2 or "/" in suffix:
+            raise ValueError(f"a vdir suffix looks like '.vcf', not {suffix!r}")
+        if not content_types:
+            raise ValueError("a store needs at least one content type")
+        self.path = Path(path)
+        self.content_types = content_types
+        self.suffix = suffix.lower()
+        self.read_only = read_only
+        self._create(display_name)
+
+    @classmethod
+    def of_kind(
+        cls, path: str | os.PathLike[str], kind: str, *, display_name: str | None = None
+    ) -> VdirStore:
+        """A store for one of :data:`KINDS` (``"contacts"``: vCard 3.0 in ``.vcf`` files,
+        ``"calendar"``: iCalendar 2.0 in ``.ics`` files).
+
+        Raises:
+            ValueError: an unknown kind.
+            StoreError: see the class.
+        """
+        try:
+            content_types, suffix = KINDS[kind]
+        except KeyError:
+            raise ValueError(f"unknown vdir kind {kind!r}") from None
+        return cls(path, content_types=content_types, suffix=suffix, display_name=display_name)
+
+    def __repr__(self) -> str:
+        return f"VdirStore({str(self.path)!r}, suffix={self.suffix!r})"
+
+    # ------------------------------------------------------------ helpers
+    def _create(self, display_name: str | None) -> None:
+        if self.path.is_dir():
+            return
+        if self.path.exists():
+            raise StoreError(f"{self.path} is not a folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            name = display_name if display_name is not None else self.path.name
+            (self.path / "displayname").write_text(name + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.path}: {exc.strerror or exc}") from exc
+
+    def _is_item_name(self, name: str) -> bool:
+        return (
+            not name.startswith(".")
+            and "/" not in name
+            and "\0" not in name
+            and len(name) > len(self.suffix)
+            and name.lower().endswith(self.suffix)
+        )
+
+    def _file(self, item_id: str) -> Path:
+        """The path of an item; ids that cannot be ours are simply not found."""
+        if not self._is_item_name(item_id):
+            raise ItemNotFound(item_id)
+        return self.path / item_id
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.path} is read-only")
+
+    def _current_etag(self, item_id: str, path: Path) -> tuple[str, os.stat_result]:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ItemNotFound(item_id) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise ItemNotFound(item_id)
+        return etag_of(st), st
+
+    def _new_name(self, data: str) -> str:
+        uid = uid_of(data)
+        if (
+            uid is not None
+            and len(uid) <= MAX_UID_NAME
+            and _SAFE_UID.fullmatch(uid)
+            and not uid.startswith(".")
+        ):
+            return uid + self.suffix
+        return self._random_name()
+
+    def _random_name(self) -> str:
+        return str(uuid.uuid4()) + self.suffix
+
+    def _write(self, name: str, data: str, *, mode: int | None, overwrite: bool) -> str:
+        """Write ``data`` to ``name`` atomically; returns the new etag.
+
+        With ``overwrite`` false an existing file of that name is left alone
+        and :class:`FileExistsError` is raised.
+        """
+        payload = data.encode("utf-8")
+        final = self.path / name
+        tmp = self.path / f".{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise StoreError(f"cannot write in {self.path}: {exc.strerror or exc}") from exc
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+                # The written file's own mtime and inode: renaming keeps both.
+                etag = etag_of(os.fstat(f.fileno()))
+            if overwrite:
+                os.replace(tmp, final)
+            else:
+                self._publish_new(tmp, final)
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self._sync_folder()
+        return etag
+
+    @staticmethod
+    def _publish_new(tmp: Path, final: Path) -> None:
+        """Rename ``tmp`` to ``final`` unless ``final`` exists (then FileExistsError)."""
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            # A file system without hard links: check, then rename.
+            if final.exists():
+                raise FileExistsError(errno.EEXIST, "file exists", str(final)) from None
+            os.replace(tmp, final)
+            return
+        tmp.unlink()
+
+    def _sync_folder(self) -> None:
+        """Make the rename durable (best effort: not every file system allows it)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------ the ABC
+    def list(self) -> Iterable[tuple[str, str]]:
+        """Every item as ``(file name, etag)``.
+
+        Raises:
+            StoreError: the folder cannot be read.
+        """
+        out: list[tuple[str, str]] = []
+        try:
+            with os.scandir(self.path) as entries:
+                for entry in entries:
+                    if not self._is_item_name(entry.name):
+                        continue
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue  # gone meanwhile, or a dangling link
+                    if stat.S_ISREG(st.st_mode):
+                        out.append((entry.name, etag_of(st)))
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        out.sort()
+        return out
+
+    def get(self, item_id: str) -> tuple[str, str]:
+        """``(text, etag)`` of one item.
+
+        Raises:
+            ItemNotFound: no such item.
+            StoreError: the file cannot be read.
+        """
+        path = self._file(item_id)
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise ItemNotFound(item_id)
+                raw = f.read()
+        except (FileNotFoundError, IsADirectoryError):
+            raise ItemNotFound(item_id) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            log.warning("%s is not UTF-8; reading it as ISO-8859-1", path)
+            text = raw.decode("iso-8859-1")
+        return text, etag_of(st)
+
+    def add(self, data: str) -> tuple[str, str]:
+        """Store a new item in a new file; returns ``(file name, etag)``.
+
+        Raises:
+            ReadOnlyStore: the store is read-only.
+            StoreError: the file cannot be written.
+        """
+        self._writable()
+        name = self._new_name(data)
+        for _ in range(5):
+            try:
+                return name, self._write(name, data, mode=None, overwrite=False)
+            except FileExistsError:
+                name = self._random_name()
+        raise StoreError(f"cannot find a free file name in {self.path}")
+
+    def replace(self, item_id: str, data: str, *, etag: str | None) -> str:
+        """Overwrite an item, keeping its file name and mode; returns the new etag.
+
+        Raises:
+            ItemNotFound: no such item.
+            PreconditionFailed: ``etag`` is given and the file changed since.
+            ReadOnlyStore: the store is read-only.
+            StoreError: the file cannot be written.
+        """
+        self._writable()
+        path = self._file(item_id)
+        current, st = self._current_etag(item_id, path)
+        if etag is not None and etag != current:
+            raise PreconditionFailed(f"{path} changed since it was read")
+        return self._write(item_id, data, mode=stat.S_IMODE(st.st_mode), overwrite=True)
+
+    def delete(self, item_id: str, *, etag: str | None) -> None:
+        """Remove an item's file.
+
+        Raises:
+            ItemNotFound: no such item.
+            PreconditionFailed: ``etag`` is given and the file changed since.
+            ReadOnlyStore: the store is read-only.
+            StoreError: the file cannot be removed.
+        """
+        self._writable()
+        path = self._file(item_id)
+        current, _ = self._current_etag(item_id, path)
+        if etag is not None and etag != current:
+            raise PreconditionFailed(f"{path} changed since it was read")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise ItemNotFound(item_id) from None
+        except OSError as exc:
+            raise StoreError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+        self._sync_folder()
+
+
+__all__ = ["KINDS", "MAX_UID_NAME", "VdirStore", "etag_of", "uid_of"]

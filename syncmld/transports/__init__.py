@@ -1,0 +1,10 @@
+"""Transports: the places where syncmld touches the network.
+
+Each transport moves bytes between a connection and a sans-IO engine session
+(:class:`~syncmld.engine.server.ServerSession`,
+:class:`~syncmld.engine.client.ClientSession`).  Engine calls block (they
+read and write the local stores and the state database), so transports run
+them in worker threads.
+
+* :mod:`syncmld.transports.http` - SyncML over HTTP, server and client role.
+"""

@@ -1,0 +1,318 @@
+"""The vdir store on a real temporary folder."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from syncmld.engine.store import (
+    ICAL_20,
+    VCARD_30,
+    ItemNotFound,
+    PreconditionFailed,
+    ReadOnlyStore,
+    StoreError,
+)
+from syncmld.stores.vdir import VdirStore, etag_of, uid_of
+
+
+def vcard(uid: str | None, name: str = "Doe", extra: str = "") -> str:
+    uid_line = f"UID:{uid}\r\n" if uid is not None else ""
+    return (
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\n{uid_line}N:{name};John;;;\r\n"
+        f"FN:John {name}\r\n{extra}END:VCARD\r\n"
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "contacts" / "default"
+
+
+@pytest.fixture
+def store(folder: Path) -> VdirStore:
+    return VdirStore(folder, content_types=(VCARD_30,), suffix=".vcf")
+
+
+def bump(path: Path, text: str) -> None:
+    """Edit a file in place as a desktop program would, with a visibly newer mtime."""
+    st = path.stat()
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_folder_is_created_with_displayname(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b"
+    store = VdirStore(path, content_types=(VCARD_30,), suffix=".vcf", display_name="My contacts")
+    assert path.is_dir()
+    assert (path / "displayname").read_text(encoding="utf-8") == "My contacts\n"
+    assert list(store.list()) == []
+    # An existing folder is left as it is.
+    (path / "displayname").write_text("Renamed\n", encoding="utf-8")
+    VdirStore(path, content_types=(VCARD_30,), suffix=".vcf", display_name="Other")
+    assert (path / "displayname").read_text(encoding="utf-8") == "Renamed\n"
+
+
+def test_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StoreError, match="not a folder"):
+        VdirStore(tmp_path / "f", content_types=(VCARD_30,), suffix=".vcf")
+
+
+def test_add_get_replace_delete(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("abc-1"))
+    assert item_id == "abc-1.vcf"
+    assert (folder / item_id).read_bytes() == vcard("abc-1").encode()
+    assert store.get(item_id) == (vcard("abc-1"), etag)
+    assert list(store.list()) == [(item_id, etag)]
+
+    new_etag = store.replace(item_id, vcard("abc-1", "Smith"), etag=etag)
+    assert new_etag != etag
+    assert store.get(item_id) == (vcard("abc-1", "Smith"), new_etag)
+    assert list(store.list()) == [(item_id, new_etag)]
+
+    store.delete(item_id, etag=new_etag)
+    assert list(store.list()) == []
+    assert not (folder / item_id).exists()
+    with pytest.raises(ItemNotFound):
+        store.get(item_id)
+    with pytest.raises(ItemNotFound):
+        store.replace(item_id, vcard("abc-1"), etag=None)
+    with pytest.raises(ItemNotFound):
+        store.delete(item_id, etag=None)
+
+
+def test_bytes_on_disk_are_utf8_and_unchanged(store: VdirStore, folder: Path) -> None:
+    text = vcard("u-1", "Müller-Łukasz 山田 🙂")
+    item_id, _ = store.add(text)
+    assert (folder / item_id).read_bytes() == text.encode("utf-8")
+    assert store.get(item_id)[0] == text
+
+
+def test_file_name_from_uid(store: VdirStore) -> None:
+    for uid in ("simple", "with.dots_and-dashes+plus", "A1B2C3"):
+        item_id, _ = store.add(vcard(uid))
+        assert item_id == uid + ".vcf"
+
+
+def test_folded_uid_is_joined() -> None:
+    assert uid_of("BEGIN:VCARD\r\nUID:abc\r\n def\r\nEND:VCARD\r\n") == "abcdef"
+    assert uid_of("BEGIN:VCARD\nuid;VALUE=text:x-1\nEND:VCARD\n") == "x-1"
+    assert uid_of("BEGIN:VCARD\r\nEND:VCARD\r\n") is None
+
+
+@pytest.mark.parametrize(
+    "uid",
+    [
+        "has space",
+        "slash/inside",
+        "../escape",
+        ".hidden",
+        "ümlaut",
+        "colon:x",
+        "x" * 201,
+        None,
+        "",
+    ],
+)
+def test_unsafe_or_missing_uid_gets_a_uuid_name(store: VdirStore, uid: str | None) -> None:
+    item_id, _ = store.add(vcard(uid))
+    stem, suffix = item_id.rsplit(".", 1)
+    assert suffix == "vcf"
+    assert len(stem) == 36 and stem.count("-") == 4  # a UUID
+    assert store.get(item_id)[0] == vcard(uid)
+    assert [i for i, _ in store.list()] == [item_id]
+
+
+def test_taken_name_gets_a_uuid_and_nothing_is_overwritten(store: VdirStore) -> None:
+    first, _ = store.add(vcard("same", "First"))
+    second, _ = store.add(vcard("same", "Second"))
+    assert first == "same.vcf"
+    assert second != first
+    assert "First" in store.get(first)[0]
+    assert "Second" in store.get(second)[0]
+
+
+def test_name_is_kept_on_update(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("original"))
+    store.replace(item_id, vcard("a-different-uid", "Changed"), etag=etag)
+    assert sorted(os.listdir(folder)) == ["displayname", "original.vcf"]
+    assert "Changed" in store.get("original.vcf")[0]
+
+
+def test_replace_keeps_the_file_mode(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("m"))
+    os.chmod(folder / item_id, 0o640)
+    etag = store.get(item_id)[1]
+    store.replace(item_id, vcard("m", "New"), etag=etag)
+    assert (folder / item_id).stat().st_mode & 0o777 == 0o640
+
+
+def test_ignored_files(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("real"))
+    for name in (
+        "leftover.vcf.tmp",
+        ".hidden.vcf",
+        ".real.vcf.0123.tmp",
+        "color",
+        "README",
+        "event.ics",
+        "notes.txt",
+    ):
+        (folder / name).write_text(vcard("ignored"), encoding="utf-8")
+    (folder / "sub.vcf").mkdir()
+    (folder / "dangling.vcf").symlink_to(folder / "nowhere")
+    assert list(store.list()) == [(item_id, etag)]
+    for name in ("leftover.vcf.tmp", ".hidden.vcf", "color", "event.ics", "sub.vcf", "../x.vcf"):
+        with pytest.raises(ItemNotFound):
+            store.get(name)
+    with pytest.raises(ItemNotFound):
+        store.delete("color", etag=None)
+    assert (folder / "color").exists()
+
+
+def test_items_written_by_others_are_listed(store: VdirStore, folder: Path) -> None:
+    (folder / "khard-made.vcf").write_text(vcard("k"), encoding="utf-8")
+    (folder / "upper.VCF").write_text(vcard("u"), encoding="utf-8")
+    assert sorted(i for i, _ in store.list()) == ["khard-made.vcf", "upper.VCF"]
+    assert store.get("khard-made.vcf")[0] == vcard("k")
+
+
+def test_latin1_file_is_read(store: VdirStore, folder: Path) -> None:
+    (folder / "old.vcf").write_bytes(vcard("old", "Müller").encode("iso-8859-1"))
+    assert "Müller" in store.get("old.vcf")[0]
+    (folder / "bom.vcf").write_bytes(b"\xef\xbb\xbf" + vcard("bom").encode())
+    assert store.get("bom.vcf")[0] == vcard("bom")
+
+
+def test_etag_is_mtime_and_inode(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("e"))
+    st = (folder / item_id).stat()
+    assert etag == f"{st.st_mtime_ns}:{st.st_ino}" == etag_of(st)
+
+
+def test_etag_changes_on_edit(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("e"))
+    bump(folder / item_id, vcard("e", "Edited"))
+    text, new_etag = store.get(item_id)
+    assert new_etag != etag
+    assert "Edited" in text
+    assert dict(store.list())[item_id] == new_etag
+    # Our own replace makes a new file: the etag changes even within one clock tick.
+    etags = {new_etag}
+    for n in range(5):
+        new_etag = store.replace(item_id, vcard("e", f"Name{n}"), etag=new_etag)
+        etags.add(new_etag)
+    assert len(etags) == 6
+
+
+def test_precondition_failed_when_edited_behind_our_back(store: VdirStore, folder: Path) -> None:
+    item_id, etag = store.add(vcard("p"))
+    bump(folder / item_id, vcard("p", "Khal"))
+    with pytest.raises(PreconditionFailed):
+        store.replace(item_id, vcard("p", "Ours"), etag=etag)
+    with pytest.raises(PreconditionFailed):
+        store.delete(item_id, etag=etag)
+    assert "Khal" in store.get(item_id)[0]  # the desktop edit is kept
+    # Without an etag (the engine forcing a write), it goes through.
+    store.replace(item_id, vcard("p", "Ours"), etag=None)
+    assert "Ours" in store.get(item_id)[0]
+
+
+def test_file_replaced_by_another_program_fails_precondition(
+    store: VdirStore, folder: Path
+) -> None:
+    """vdirsyncer and khal write a new file and rename it: a new inode."""
+    item_id, etag = store.add(vcard("r"))
+    other = folder / "other.tmp"
+    other.write_text(vcard("r", "Renamed"), encoding="utf-8")
+    st = (folder / item_id).stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))  # even with the same mtime
+    os.replace(other, folder / item_id)
+    with pytest.raises(PreconditionFailed):
+        store.replace(item_id, vcard("r", "Ours"), etag=etag)
+
+
+def test_no_partial_file_is_ever_visible(store: VdirStore, folder: Path) -> None:
+    small = vcard("big", "Small")
+    large = vcard("big", "Large", extra="NOTE:" + "x" * 2_000_000 + "\r\n")
+    item_id, etag = store.add(small)
+    path = folder / item_id
+    seen: set[int] = set()
+    stop = threading.Event()
+    bad: list[int] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            data = path.read_bytes()
+            seen.add(len(data))
+            if data not in (small.encode(), large.encode()):
+                bad.append(len(data))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for n in range(10):
+            etag = store.replace(item_id, large if n % 2 == 0 else small, etag=etag)
+    finally:
+        stop.set()
+        thread.join()
+    assert bad == []
+    assert seen <= {len(small.encode()), len(large.encode())}
+    assert [n for n in os.listdir(folder) if n.endswith(".tmp")] == []
+
+
+def test_failed_write_leaves_the_old_file_and_no_temp_file(
+    store: VdirStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item_id, etag = store.add(vcard("keep", "Old"))
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.replace(item_id, vcard("keep", "New"), etag=etag)
+    with pytest.raises(StoreError):
+        store.add(vcard("fresh"))
+    monkeypatch.undo()
+    assert store.get(item_id) == (vcard("keep", "Old"), etag)
+    assert sorted(os.listdir(folder)) == ["displayname", "keep.vcf"]
+
+
+def test_read_only(folder: Path) -> None:
+    writable = VdirStore(folder, content_types=(VCARD_30,), suffix=".vcf")
+    item_id, etag = writable.add(vcard("ro"))
+    store = VdirStore(folder, content_types=(VCARD_30,), suffix=".vcf", read_only=True)
+    with pytest.raises(ReadOnlyStore):
+        store.add(vcard("x"))
+    with pytest.raises(ReadOnlyStore):
+        store.replace(item_id, vcard("x"), etag=etag)
+    with pytest.raises(ReadOnlyStore):
+        store.delete(item_id, etag=etag)
+    assert store.get(item_id)[0] == vcard("ro")
+
+
+def test_calendar_kind(tmp_path: Path) -> None:
+    store = VdirStore.of_kind(tmp_path / "cal", "calendar")
+    assert store.content_types == (ICAL_20,)
+    event = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:event-1@example.org\r\nDTSTAMP:20240101T000000Z\r\n"
+        "DTSTART:20240102T100000Z\r\nSUMMARY:Meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    item_id, _ = store.add(event)
+    # "@" is not among the safe characters: a UUID name.
+    assert item_id.endswith(".ics") and len(item_id) == 36 + 4
+    assert store.get(item_id)[0] == event
+    with pytest.raises(ValueError):
+        VdirStore.of_kind(tmp_path / "n", "notes")
+
+
+def test_bad_suffix(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        VdirStore(tmp_path, content_types=(VCARD_30,), suffix="vcf")
