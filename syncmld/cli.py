@@ -159,23 +159,35 @@ def _setup_logging(level: int) -> None:
     logging.getLogger("syncmld").setLevel(level)
 
 
-def _config(path: str | None) -> Config:
+def _config(path: str | None, *, defaults_ok: bool = False) -> Config:
     """The configuration file given, else the default one.
 
     Raises:
         ConfigError: it cannot be read or is wrong.
     """
-    from syncmld.config import ConfigError, default_config_path, load  # noqa: PLC0415
+    from syncmld.config import ConfigError, default_config_path, load, parse  # noqa: PLC0415
 
     if path is not None:
         return load(path)
     default = default_config_path()
-    if not default.exists():
+    if not default.exists() and not defaults_ok:
         raise ConfigError(
             f"no configuration file at {default} "
             "(copy config/syncmld.toml there and adapt it, or pass --config FILE)"
         )
+    if not default.exists():
+        # Embedded defaults: a contacts and a calendar vdir under the XDG data
+        # directory, the state database under the XDG state directory, and an
+        # HTTP listener on the loopback interface only.
+        return parse(EMBEDDED_DEFAULTS, source=f"built-in defaults (no {default})")
     return load(default)
+
+
+#: The configuration used when no file exists.
+EMBEDDED_DEFAULTS = {
+    "stores": {"contacts": {"kind": "contacts"}, "calendar": {"kind": "calendar"}},
+    "http": {"host": "127.0.0.1", "port": 8080, "auth": "none"},
+}
 
 
 def _selected_stores(
@@ -336,7 +348,7 @@ def _cmd_serve_http(args: argparse.Namespace) -> int:
 
     _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        config = _config(args.config)
+        config = _config(args.config, defaults_ok=True)
         if not config.stores:
             raise ConfigError(f"{config.source}: no [stores.<name>] table: nothing to serve")
     except ConfigError as exc:

@@ -299,3 +299,35 @@ def test_serve_http_stops_cleanly_on_ctrl_c(server: Server) -> None:
     while not server.lines.empty():
         rest.append(server.lines.get())
     assert not any("Traceback" in line for line in rest)
+
+
+def test_serve_http_runs_on_embedded_defaults_without_a_config_file(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        env[var] = str(tmp_path / var.lower())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncmld.cli", "serve-http", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "serving SyncML" not in line:
+            line = proc.stderr.readline()
+            assert line, "serve-http ended before serving"
+        assert f"http://127.0.0.1:{port}/" in line
+        data_dir = tmp_path / "xdg_data_home" / "syncmld"
+        assert (data_dir / "contacts").is_dir()
+        assert (data_dir / "calendar").is_dir()
+        assert (tmp_path / "xdg_state_home" / "syncmld" / "state.db").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert code == 0
