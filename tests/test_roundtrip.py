@@ -27,7 +27,14 @@ from syncmld.protocol.codec import (
     encode_message,
 )
 from syncmld.protocol.devinf import DevInf, convert_devinf
-from syncmld.protocol.model import Item, Location, Message, Meta, Put, SyncHdr
+from syncmld.protocol.model import (
+    Item,
+    Location,
+    Message,
+    Meta,
+    Put,
+    SyncHdr,
+)
 from tests.strategies import (
     DEVINF_TYPES,
     VERSIONS,

@@ -37,8 +37,11 @@ does the same.  The server resolves conflicts; we apply what it sends.
 Robustness: an Add from the server whose content equals a local item that
 the server does not know yet (the item came from the server in a session
 that broke off before the Map was confirmed) is matched, not added twice.
-Nothing is committed unless the session completes; the new state arrives in
-:class:`~syncmld.engine.session.SessionFinished`.
+The new state arrives in :class:`~syncmld.engine.session.SessionFinished`.
+Anchors only move when the session completes; a session that breaks off
+keeps only the rows of items written or acknowledged in it and the pending
+maps (and drops the anchors after a refresh's wipe, so that a slow sync
+follows).
 """
 
 from __future__ import annotations
@@ -187,6 +190,8 @@ class _Store:
         self.chunk: Chunk | None = None
         self.alerted = False
         self.sent_sync = False
+        #: Set once a refresh from the server deleted the local items.
+        self.wiped = False
         self.received = 0
 
     def count(self, **delta: int) -> None:
@@ -246,7 +251,11 @@ class ClientSession:
             cs.datastore.name: _Store(cs, self.peer.pairs.get(cs.datastore.name), self._anchor)
             for cs in config.stores
         }
-        self._outbox = Outbox(encoding=self.encoding, max_msg_size=DEFAULT_MAX_MSG_SIZE)
+        self._outbox = Outbox(
+            encoding=self.encoding,
+            max_msg_size=DEFAULT_MAX_MSG_SIZE,
+            answer_limit=config.max_msg_size,
+        )
         self._sent: dict[tuple[int, int], object] = {}
         self._nonce = self.peer.nonce
         self._auth_attempts = 0
@@ -616,6 +625,12 @@ class ClientSession:
             return answer(StatusCode.FORBIDDEN)
         if isinstance(sub, Delete):
             local_id = tgt or ""
+            if store.mode == AlertCode.ONE_WAY_FROM_SERVER and self._edited(store, local_id):
+                # This mode sends none of our changes, so the server deleted an
+                # item it does not know we edited: the edit wins (as under
+                # Policy.MERGE), and 409 keeps the deletion pending on the
+                # server, which resolves the two at the next two-way sync.
+                return answer(StatusCode.CONFLICT)
             try:
                 local.delete(local_id, etag=None)
             except ItemNotFound:
@@ -710,6 +725,17 @@ class ClientSession:
             store.message = str(exc) or type(exc).__name__
             return answer(exc.status)
 
+    def _edited(self, store: _Store, local_id: str) -> bool:
+        """Whether a local item changed since both sides last agreed on it."""
+        row = store.items.get(local_id)
+        if row is None:
+            return False
+        try:
+            text, etag = store.ds.store.get(local_id)
+        except ItemNotFound:
+            return False
+        return not (row.etag and row.etag == etag) and store.codec.digest(text) != row.digest
+
     def _unmapped_match(self, store: _Store, data: str, digest: str) -> str | None:
         """A local item the server does not know yet whose content equals ``data``."""
         if not hasattr(store, "_unmapped"):
@@ -800,6 +826,7 @@ class ClientSession:
             except StoreError:
                 continue
         store.items.clear()
+        store.wiped = True
 
     def _local_changes(self, store: _Store, out: OutSync) -> None:
         local = store.ds.store
@@ -904,20 +931,33 @@ class ClientSession:
     def _fail(self, status: int, message: str) -> None:
         self.phase = Phase.DONE
         # Nothing of the session is kept but the maps the server has not
-        # confirmed: they stop the next session from adding those items twice.
+        # confirmed (they stop the next session from adding those items
+        # twice) and the rows of items written or acknowledged here: both
+        # sides hold them alike now.  With the old row, an item received here
+        # looked like our own change next time and, as a conflict, beat an
+        # edit made on the server in between.  The anchors stay, so the next
+        # session repeats what is unconfirmed; after a refresh's wipe they go,
+        # and the next session is a slow sync that matches what is left.
         pairs = dict(self.peer.pairs)
         keep = False
         for store in self._stores.values():
-            new_maps = dict(store.pending_maps)
-            if store.pair is not None and new_maps != dict(store.pair.pending_maps):
-                pairs[store.ds.name] = dataclasses.replace(store.pair, pending_maps=new_maps)
+            if store.pair is None:
+                continue
+            kept = dataclasses.replace(store.pair, pending_maps=dict(store.pending_maps))
+            if store.status == 200 and store.mode in _FAST_MODES:
+                # (A slow sync or refresh rebuilds the rows as a whole.)
+                kept = dataclasses.replace(kept, items=dict(store.items))
+            if store.wiped:
+                kept = dataclasses.replace(kept, local_anchor=None, remote_anchor=None)
+            if kept != store.pair:
+                pairs[store.ds.name] = kept
                 keep = True
         peer = dataclasses.replace(self.peer, pairs=pairs) if keep else None
         self.result = SessionFinished(peer, self._run(status, message))
         self._events.append(self.result)
 
     def abort(self, reason: str, *, status: int = 514) -> SessionFinished:
-        """End the session without committing (connection lost, cancelled)."""
+        """End the session (connection lost, cancelled); anchors are not moved."""
         if self.result is None:
             self._fail(status, reason)
         assert self.result is not None
@@ -948,6 +988,10 @@ class ClientSession:
         self.phase = Phase.DONE
         self.result = SessionFinished(peer, self._run(status, "; ".join(failed)))
         self._events.append(self.result)
+
+
+#: The modes that keep the rows and only exchange changes.
+_FAST_MODES = (AlertCode.TWO_WAY, AlertCode.ONE_WAY_FROM_CLIENT, AlertCode.ONE_WAY_FROM_SERVER)
 
 
 def _exists(store: Store, item_id: str) -> bool:

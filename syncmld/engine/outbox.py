@@ -121,6 +121,9 @@ class Outbox:
     max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     large_objects: bool = False
     max_obj_size: int | None = None
+    #: Our own MaxMsgSize: the peer answers every command we send with a
+    #: Status, and that answer must fit this (``None``: no limit).
+    answer_limit: int | None = None
     queue: deque[Command | OutSync] = field(default_factory=deque)
 
     @property
@@ -188,10 +191,14 @@ class Outbox:
             if len(data) <= self.max_msg_size or len(sent) <= len(statuses):
                 return msg, data, sent
             # The estimate was too low: undo and retry with a smaller budget.
-            self._restore(snapshot)
-            limit -= max(len(data) - self.max_msg_size, 64) + 64
-            if limit < _MIN_MESSAGE // 2:
+            # Once the budget is used up the message goes as it is; its
+            # commands must then stay out of the queue (restoring them sent
+            # them twice, the second copy after the package had ended).
+            smaller = limit - (max(len(data) - self.max_msg_size, 64) + 64)
+            if smaller < _MIN_MESSAGE // 2:
                 return msg, data, sent
+            self._restore(snapshot)
+            limit = smaller
 
     def _snapshot(self) -> list[object]:
         snap: list[object] = []
@@ -242,7 +249,17 @@ class Outbox:
                 self.queue.popleft()
                 continue
             size = self._estimate(head)
-            if used + size > limit and len(commands) > len(statuses):
+            if len(commands) > len(statuses) and (used + size > limit or self._answer_full(sent)):
+                break
+            if used + size > limit and isinstance(head, Map) and len(head.items) > 1:
+                # Our answer to a long package (Statuses, then the Map of every
+                # item the peer added) may exceed a small MaxMsgSize: the Map
+                # is split, the rest goes in the next message.
+                first, rest = self._split_map(head, limit - used)
+                self.queue[0] = rest
+                cmd = _numbered(first, next_id())
+                commands.append(cmd)
+                sent.append(SentCommand(cmd.cmd_id, "Map"))
                 break
             cmd = _numbered(head, next_id())
             commands.append(cmd)
@@ -251,6 +268,31 @@ class Outbox:
             self.queue.popleft()
         final = package_ends and not self.queue
         return Message(header=header, commands=tuple(commands), final=final), sent
+
+    def _split_map(self, cmd: Map, budget: int) -> tuple[Map, Map]:
+        """The first items of ``cmd`` that fit ``budget`` bytes (at least one), and the rest."""
+        used = self._overhead()
+        n = 0
+        for item in cmd.items[:-1]:
+            used += self._overhead() + len(item.target) + len(item.source)
+            if n and used > budget:
+                break
+            n += 1
+        n = max(n, 1)
+        return (
+            dataclasses.replace(cmd, items=cmd.items[:n]),
+            dataclasses.replace(cmd, items=cmd.items[n:]),
+        )
+
+    def _answer_full(self, sent: Sequence[SentCommand]) -> bool:
+        """Whether the peer's Statuses for one more command would exceed :attr:`answer_limit`."""
+        if self.answer_limit is None:
+            return False
+        budget = max(self.answer_limit - max(self.answer_limit // 10, 256), _MIN_MESSAGE)
+        header = 600 if self.encoding is Encoding.XML else 150
+        per_status = self._overhead() + 40
+        answered = 2 + sum(s.cmd != "Status" for s in sent)  # the SyncHdr's, and the next one
+        return header + per_status * answered > budget
 
     def _fill_sync(  # noqa: PLR0917 - internal helper of _fill
         self,
@@ -279,6 +321,10 @@ class Outbox:
             size = self._overhead() * 2 + len(ch.target or "") + len(ch.source or "")
             if remaining is not None:
                 size += self._text_size(remaining)
+            if self._answer_full(sent) and (
+                subs or any(not isinstance(c, Status) for c in commands)
+            ):
+                break  # the peer's Statuses for more would not fit our own MaxMsgSize
             if used + size <= limit:
                 cmd = self._change_command(ch, next_id(), remaining, more=False)
                 subs.append(cmd)
@@ -289,8 +335,14 @@ class Outbox:
             # Does not fit.  A large object may be cut when nothing else can go first.
             free = limit - used - self._overhead() * 2 - len(ch.target or "") - len(ch.source or "")
             alone = not subs and not any(not isinstance(c, Status) for c in commands)
+            # Statuses beyond the two every answer carries (SyncHdr, Alert 222)
+            # may leave no room for a chunk here; a peer that takes large
+            # objects then gets the item in chunks from the next message on
+            # instead of whole, beyond its MaxMsgSize.
+            extra = sum(self._estimate(c) for c in commands[2:] if isinstance(c, Status))
+            crowded = remaining is not None and self.large_objects and free + extra >= 256
             if remaining is None or not self.large_objects or free < 256:
-                if alone:
+                if alone and not crowded:
                     # Nothing else is in this message and the peer takes no
                     # large objects: send it whole rather than never (the peer
                     # may answer 413, which is reported for this item).

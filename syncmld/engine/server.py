@@ -40,10 +40,11 @@ all.
 Nothing is committed here: when pkg6 has been built the session emits
 :class:`~syncmld.engine.session.SessionFinished` with the new
 :class:`~syncmld.engine.state.PeerState`; a session that ends any other way
-emits it with ``peer=None``, and the stored state stays as it was.  Anchors
-therefore only move after a complete session; a client whose last session
-broke off finds its ``Last`` anchor unknown and gets a slow sync, which
-matches items instead of duplicating them.
+emits it with ``peer=None``, or, when items were already written or
+acknowledged, with only those items' rows updated (the anchors stay as they
+were).  Anchors therefore only move after a complete session; a client whose
+last session broke off finds its ``Last`` anchor unknown and gets a slow
+sync, which matches items instead of duplicating them.
 """
 
 from __future__ import annotations
@@ -237,6 +238,12 @@ class _Store:
         self._temp = itertools.count(1)
         #: (etag, digest) of local items written in this session.
         self.fresh: dict[str, tuple[str, str]] = {}
+        #: Remote id -> digest of the peer's version received in this session.
+        self.incoming: dict[str, str | None] = {}
+        #: Local ids whose row records content the peer may not hold yet (a
+        #: merge written here, an Add not mapped yet): a broken session keeps
+        #: their old rows (see :meth:`ServerSession._partial_state`).
+        self.unsettled: set[str] = set()
         #: Our changes for the peer, sent as pkg4.
         self.out = OutSync(target=remote_uri, source=ds.name)
 
@@ -349,7 +356,7 @@ class ServerSession:
         return reply
 
     def abort(self, reason: str, *, status: int = 514) -> SessionFinished:
-        """End the session without committing (connection lost, cancelled, timeout)."""
+        """End the session (connection lost, cancelled, timeout); anchors are not moved."""
         if self.result is None:
             self._fail(status, reason)
         assert self.result is not None
@@ -359,8 +366,49 @@ class ServerSession:
     def _fail(self, status: int, message: str) -> None:
         self.phase = Phase.DONE
         run = self._run_record(status=status, message=message)
-        self.result = SessionFinished(None, run)
+        self.result = SessionFinished(self._partial_state(), run)
         self._events.append(self.result)
+
+    def _partial_state(self) -> PeerState | None:
+        """What a broken session keeps: the rows of items both sides now hold alike.
+
+        An item written here with the client's version (or deleted, or sent
+        and acknowledged) is agreed on even if the session breaks off.  With
+        its old row, the client's resend of that change next time looked like
+        a change the client made, and as a conflict it beat a desktop edit
+        made in between: the edit was lost.  Rows whose content the client
+        may not hold (:attr:`_Store.unsettled`) stay as they were, and so do
+        the anchors: the next session repeats whatever is unconfirmed.
+        Slow syncs and refreshes keep nothing: they rebuild the rows as a
+        whole (a row they dropped half way was never sent back again).
+        """
+        if self.peer is None:
+            return None
+        pairs = dict(self.peer.pairs)
+        kept = False
+        for st in self._stores.values():
+            if st.planner is None or st.status != 200 or st.mode in (201, 203, 205):
+                continue
+            old = dict(st.pair.items) if st.pair is not None else {}
+            items = {
+                k: v
+                for k, v in st.items.items()
+                if v.remote_id is not None and k not in st.unsettled
+            }
+            taken = {v.remote_id for v in items.values()}
+            for k in st.unsettled:
+                row = old.get(k)
+                if row is not None and row.remote_id not in taken:
+                    items[k] = row
+            if items == old:
+                continue
+            pairs[st.ds.name] = (
+                dataclasses.replace(st.pair, items=items)
+                if st.pair is not None
+                else PairState(local_uri=st.ds.name, remote_uri=st.remote_uri, items=items)
+            )
+            kept = True
+        return dataclasses.replace(self.peer, pairs=pairs) if kept else None
 
     def _run_record(self, *, status: int, message: str) -> RunRecord:
         stores = tuple(s.counts for s in self._stores.values())
@@ -424,7 +472,9 @@ class ServerSession:
         if self._outbox is None:
             peer_max = hdr.meta.max_msg_size if hdr.meta and hdr.meta.max_msg_size else None
             self._outbox = Outbox(
-                encoding=self.encoding, max_msg_size=peer_max or DEFAULT_MAX_MSG_SIZE
+                encoding=self.encoding,
+                max_msg_size=peer_max or DEFAULT_MAX_MSG_SIZE,
+                answer_limit=self.config.max_msg_size,
             )
             known = self.peer.devinf if self.peer else None
             if known is not None:
@@ -889,6 +939,7 @@ class ServerSession:
             return []
         assert st.planner is not None
         decision = st.planner.receive([c for _, c in batch])
+        st.incoming.update((c.remote_id, c.digest) for _, c in batch)
         codes = dict(decision.statuses)
         for action in decision.actions:
             failed = self._apply_local(st, action)
@@ -918,6 +969,8 @@ class ServerSession:
                     action.local_id, action.remote_id, etag, digest
                 )
                 st.fresh[action.local_id] = (etag, digest)
+                if digest != st.incoming.get(action.remote_id):
+                    st.unsettled.add(action.local_id)  # a merge: the peer has it once acked
                 st.count(local_replaced=1)
             elif isinstance(action, LocalDelete):
                 with contextlib.suppress(ItemNotFound):
@@ -1018,6 +1071,7 @@ class ServerSession:
                 etag, digest = self._current(st, local_id)
                 state = ItemState(local_id, None, etag, digest)
             st.items[local_id] = dataclasses.replace(state, remote_id=mi.source)
+            st.unsettled.discard(local_id)
         return self._status(msg, cmd, StatusCode.OK, target=cmd.target.uri, source=cmd.source.uri)
 
     # --- the client's statuses for our commands ---
@@ -1047,10 +1101,12 @@ class ServerSession:
             st.items[action.local_id] = ItemState(
                 action.local_id, old.remote_id if old else None, etag, digest
             )
+            st.unsettled.add(action.local_id)  # until the Map names the peer's id
             st.count(remote_added=1)
         elif isinstance(action, RemoteReplace):
             etag, digest = self._current(st, action.local_id)
             st.items[action.local_id] = ItemState(action.local_id, action.remote_id, etag, digest)
+            st.unsettled.discard(action.local_id)
             st.count(remote_replaced=1)
         elif isinstance(action, RemoteDelete):
             st.items.pop(action.local_id, None)

@@ -22,6 +22,7 @@ SyncML DTDs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 
@@ -92,14 +93,16 @@ def _text(node: Node) -> str:
     return t.strip()
 
 
+#: A SyncML number: unsigned decimal, ASCII digits (``int()`` alone would also
+#: take "-1", "+1", "1_000" and non-ASCII digits such as "١٢").
+_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def _int(node: Node) -> int:
     t = _text(node)
-    try:
-        return int(t)
-    except ValueError:
-        raise RemoteProtocolError(
-            f"{node.tag} is not a number: {t[:40]!r}", offset=node.pos
-        ) from None
+    if _NUMBER.fullmatch(t) is None:
+        raise RemoteProtocolError(f"{node.tag} is not a number: {t[:40]!r}", offset=node.pos)
+    return int(t)
 
 
 def _missing(parent: Node, tag: str) -> RemoteProtocolError:
@@ -515,8 +518,12 @@ def _commands(parent: Node) -> tuple[Command, ...]:
 
 
 def _header(n: Node) -> SyncHdr:
+    ver = _need(n, "VerDTD")
+    ver_dtd = _text(ver)
+    if not ver_dtd:  # the model refuses an empty VerDTD (LocalProtocolError)
+        raise RemoteProtocolError("SyncHdr has an empty VerDTD", status=412, offset=ver.pos)
     return SyncHdr(
-        ver_dtd=_text(_need(n, "VerDTD")),
+        ver_dtd=ver_dtd,
         ver_proto=_opt_text(n, "VerProto") or "",
         session_id=_text(_need(n, "SessionID")),
         msg_id=_int(_need(n, "MsgID")),
