@@ -335,11 +335,12 @@ class Outbox:
             # Does not fit.  A large object may be cut when nothing else can go first.
             free = limit - used - self._overhead() * 2 - len(ch.target or "") - len(ch.source or "")
             alone = not subs and not any(not isinstance(c, Status) for c in commands)
-            # Statuses beyond the two every answer carries (SyncHdr, Alert 222)
-            # may leave no room for a chunk here; a peer that takes large
-            # objects then gets the item in chunks from the next message on
-            # instead of whole, beyond its MaxMsgSize.
-            extra = sum(self._estimate(c) for c in commands[2:] if isinstance(c, Status))
+            # Statuses beyond the two plain ones every answer carries (SyncHdr,
+            # Alert 222) may leave no room for a chunk here; a peer that takes
+            # large objects then gets the item in chunks from the next message
+            # on instead of whole, beyond its MaxMsgSize.
+            statuses = sum(self._estimate(c) for c in commands if isinstance(c, Status))
+            extra = max(statuses - 2 * (self._overhead() + 40), 0)
             crowded = remaining is not None and self.large_objects and free + extra >= 256
             if remaining is None or not self.large_objects or free < 256:
                 if alone and not crowded:

@@ -331,17 +331,18 @@ def encode_xml(
             found = tags[tag, declare] = (start, f"</{tag}>")
         return found
 
-    def text_of(node: Node) -> str:
+    def text_of(node: Node) -> str | None:
+        """The escaped text, ``None`` for none (written ``<x/>``; ``""`` gives ``<x></x>``)."""
         text = node.text
-        if not text:
-            return ""
+        if text is None:
+            return None
         if type(text) is not str:
             raise LocalProtocolError(
                 f"element {node.tag} holds binary data, which XML cannot carry "
                 "(send it with Format b64 or use WBXML)",
                 status=415,
             )
-        return _escape(text, node.tag)
+        return _escape(text, node.tag) if text else ""
 
     def write(node: Node, scope: str, indent: str) -> None:
         """Write ``node`` where ``scope`` is the default namespace."""
@@ -350,9 +351,9 @@ def encode_xml(
         kids = node.children
         text = text_of(node)
         if not kids:
-            out(f"{start}>{text}{end}" if text else f"{start}/>")
+            out(f"{start}/>" if text is None else f"{start}>{text}{end}")
             return
-        out(f"{start}>{text}")
+        out(f"{start}>{text or ''}")
         inner = indent + "  " if pretty else indent
         for c in kids:
             if pretty:
@@ -361,7 +362,7 @@ def encode_xml(
                 # Most elements: a leaf in the namespace in scope, written inline.
                 cstart, cend = tags_of(c.tag, None)
                 ctext = text_of(c)
-                out(f"{cstart}>{ctext}{cend}" if ctext else f"{cstart}/>")
+                out(f"{cstart}/>" if ctext is None else f"{cstart}>{ctext}{cend}")
             else:
                 write(c, uri, inner)
         if pretty:

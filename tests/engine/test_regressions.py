@@ -99,6 +99,29 @@ def test_large_object_in_a_slow_sync_to_a_small_client() -> None:
     assert len(client) == 4
 
 
+def test_large_object_behind_an_anchor_status_is_chunked() -> None:
+    """Outbox: a large item sent whole because one Status looked big.
+
+    The first message of pkg3 carries the Status for the server's Alert with
+    its Anchor, which the estimate counts generously; no room was left for a
+    chunk, the item went whole (5,272 bytes to a server taking 3,000), and
+    the retry loop gave up at once.  The item now waits for the next message.
+    """
+    p = Pair(server_max_msg=3000, client_max_msg=2500, encoding=Encoding.WBXML)
+    p.client_store.add(vcard(1, extra="NOTE:" + "<<<ÄÄÄ漢" * 400 + "\r\n"))
+    sizes: list[int] = []
+
+    def record(_n: int, data: bytes) -> bytes:
+        sizes.append(len(data))
+        return data
+
+    out = p.sync(tamper=record)
+    assert out.ok, (out.client.run, out.server)
+    assert max(sizes) <= 3000
+    server, client = p.normalized()
+    assert server == client
+
+
 def test_many_items_to_a_peer_with_a_large_limit_keep_our_answer_small() -> None:
     """Outbox: the answer to a big message did not fit the small side's MaxMsgSize.
 
