@@ -945,8 +945,13 @@ class ClientSession:
                 continue
             kept = dataclasses.replace(store.pair, pending_maps=dict(store.pending_maps))
             if store.status == 200 and store.mode in _FAST_MODES:
-                # (A slow sync or refresh rebuilds the rows as a whole.)
-                kept = dataclasses.replace(kept, items=dict(store.items))
+                # (A slow sync or refresh rebuilds the rows as a whole.)  An
+                # item added here whose Map the server never got keeps no row:
+                # unrowed, it is matched when the server sends it again (or
+                # sent as new); with a row it was added a second time.
+                unmapped = set(store.pending_maps.values()) - set(store.pair.items)
+                rows = {k: v for k, v in store.items.items() if k not in unmapped}
+                kept = dataclasses.replace(kept, items=rows)
             if store.wiped:
                 kept = dataclasses.replace(kept, local_anchor=None, remote_anchor=None)
             if kept != store.pair:

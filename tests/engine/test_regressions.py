@@ -304,6 +304,25 @@ def test_change_applied_before_a_break_does_not_beat_a_later_edit() -> None:
     assert any("NOTE:desk" in t for t in server)
 
 
+def test_item_added_before_a_break_is_not_added_twice() -> None:
+    """Client: the row kept for an item added in a broken session made a duplicate.
+
+    (Found after the fix above.)  The client added the server's item and sent
+    its Map, which never arrived.  Keeping a row for that item hid it from the
+    matching of a later Add: a complete one-way session dropped the pending
+    map, and the server, which still had no mapping, sent the item again.
+    Items whose Map is unconfirmed keep no row now.
+    """
+    p = Pair()
+    assert p.sync().ok
+    p.server_store.add(vcard(1))
+    p.sync(cut_after=4)  # the client added the item; its Map never arrived
+    assert len(p.client_store) == 1
+    assert p.sync(SyncMode.ONE_WAY_FROM_CLIENT).ok
+    assert p.sync().ok
+    assert len(p.client_store) == len(p.server_store) == 1
+
+
 def test_broken_refresh_from_server_ends_in_a_slow_sync() -> None:
     """Client: a refresh from the server that broke off after the wipe.
 
