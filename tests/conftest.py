@@ -8,9 +8,13 @@ Profiles (chosen with ``HYPOTHESIS_PROFILE``): ``dev`` (default, quick),
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.buses import PrivateBus
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -24,3 +28,17 @@ settings.register_profile("deterministic", max_examples=100, deadline=None, dera
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def session_bus() -> Iterator[PrivateBus]:
+    """A private session bus (a real ``dbus-daemon``) for one test."""
+    with PrivateBus() as bus:
+        yield bus
+
+
+@pytest.fixture
+def system_bus() -> Iterator[PrivateBus]:
+    """A second private bus standing in for the system bus (fake BlueZ lives here)."""
+    with PrivateBus() as bus:
+        yield bus
