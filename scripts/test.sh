@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Programs the tests drive as independent peers and checkers.
-APT_PACKAGES=(libwbxml2-utils dbus python3-venv)
+APT_PACKAGES=(libwbxml2-utils dbus python3-venv obexftp syncevolution syncevolution-http python3-twisted gcc libc6-dev systemd)
 if command -v apt-get >/dev/null 2>&1; then
     missing=()
     for p in "${APT_PACKAGES[@]}"; do

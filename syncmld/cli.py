@@ -11,6 +11,9 @@ Subcommands:
     print one line per datastore.
 ``syncmld serve-http [--config FILE] [--host HOST] [--port PORT]``
     Serve the configured stores to SyncML clients over HTTP until Ctrl-C.
+``syncmld run [--config FILE]``
+    The daemon: every configured listener, the D-Bus API, automatic sync
+    when a phone connects (:mod:`syncmld.daemon`), until SIGTERM/SIGINT.
 
 Bad input is reported on one line naming the byte offset, with exit status 1;
 usage errors exit with 2.  ``sync`` exits with 0 only when every datastore
@@ -27,7 +30,6 @@ import logging
 import signal
 import ssl
 import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -40,15 +42,13 @@ from syncmld.protocol.codec import (
     encode_document,
     validate_document,
 )
-from syncmld.protocol.codes import StatusCode, SyncMode
+from syncmld.protocol.codes import SyncMode
 from syncmld.protocol.errors import ProtocolError
 from syncmld.protocol.tree import Node
 
 if TYPE_CHECKING:
     from syncmld.config import Config, RemoteServerConfig
-    from syncmld.engine.client import ClientSession
-    from syncmld.engine.session import SessionFinished
-    from syncmld.engine.state import RunRecord, StoreCounts
+    from syncmld.engine.state import StoreCounts
     from syncmld.transports.http import HttpServer
 
 EXIT_OK = 0
@@ -221,25 +221,6 @@ def _ssl_context(config: Config, server: RemoteServerConfig) -> ssl.SSLContext |
     return context
 
 
-def _session_id(now: float) -> str:
-    """A SessionID that changes from one session to the next."""
-    return str(int(now) % 1_000_000)
-
-
-async def _client_run(
-    session: ClientSession, server: RemoteServerConfig, context: ssl.SSLContext | None
-) -> SessionFinished:
-    import aiohttp  # noqa: PLC0415
-
-    from syncmld.transports.http import run_client_session  # noqa: PLC0415
-
-    headers = {"User-Agent": f"syncmld/{__version__}"}
-    async with aiohttp.ClientSession(headers=headers) as http:
-        return await run_client_session(
-            session, http=http, timeout=server.timeout, ssl_context=context
-        )
-
-
 def _mode_name(mode: int | None) -> str:
     if mode is None:
         return "-"
@@ -263,19 +244,9 @@ def _store_line(counts: StoreCounts) -> str:
     )
 
 
-def _completed(run: RunRecord) -> bool:
-    """Whether the session ran to its end (some datastores may still have failed)."""
-    if run.status == 200:
-        return True
-    return run.status == StatusCode.SYNCHRONIZATION_FAILED and any(
-        s.status != 200 for s in run.stores
-    )
-
-
 def _cmd_sync(args: argparse.Namespace) -> int:
     from syncmld.config import ConfigError, client_config  # noqa: PLC0415
-    from syncmld.engine.client import ClientSession  # noqa: PLC0415
-    from syncmld.state.repository import StateRepository  # noqa: PLC0415
+    from syncmld.library import run_client  # noqa: PLC0415
 
     _setup_logging(logging.WARNING)
     try:
@@ -285,37 +256,26 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         mode = SyncMode(args.mode) if args.mode else None
         password = server.read_password()
         context = _ssl_context(config, server)
+        stores = {name: config.stores[name].open() for name in names}
     except ConfigError as exc:
         print(f"syncmld: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    stores = {name: config.stores[name].open() for name in names}
     engine_config = client_config(server, stores, config, password=password, mode=mode)
-    interrupted = False
-    with StateRepository(config.state_url) as repo:
-        now = time.time()
-        peer = repo.load_peer(server.url)
-        session = ClientSession(engine_config, peer=peer, now=now, session_id=_session_id(now))
-        try:
-            outcome = asyncio.run(_client_run(session, server, context))
-        except KeyboardInterrupt:
-            interrupted = True
-            outcome = session.result or session.abort("cancelled")
-        run = dataclasses.replace(outcome.run, finished=time.time())
-        if outcome.peer is not None:
-            repo.save_session(outcome.peer, run)
-        else:
-            repo.record_run(run)
-    if interrupted:
+    try:
+        result = asyncio.run(
+            run_client(engine_config, config.state_url, timeout=server.timeout, ssl_context=context)
+        )
+    except KeyboardInterrupt:
         print(f"syncmld: sync with {server.name} cancelled; nothing committed", file=sys.stderr)
         return EXIT_FAILURE
-    if not _completed(run):
+    run = result.run
+    if not result.completed:
         print(f"syncmld: sync with {server.name} failed: {run.message}", file=sys.stderr)
         return EXIT_FAILURE
     for counts in run.stores:
         print(_store_line(counts))
     sys.stdout.flush()
-    ok = run.status == 200 and all(s.status == 200 for s in run.stores)
-    return EXIT_OK if ok else EXIT_FAILURE
+    return EXIT_OK if result.ok else EXIT_FAILURE
 
 
 async def _serve_until_stopped(server: HttpServer) -> None:
@@ -370,6 +330,20 @@ def _cmd_serve_http(args: argparse.Namespace) -> int:
             port=args.port if args.port is not None else http.port,
         )
         asyncio.run(_serve_until_stopped(server))
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from syncmld.config import ConfigError  # noqa: PLC0415
+    from syncmld.daemon import run_daemon, setup_logging  # noqa: PLC0415
+
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        config = _config(args.config, defaults_ok=True)
+    except ConfigError as exc:
+        print(f"syncmld: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    asyncio.run(run_daemon(config))
     return EXIT_OK
 
 
@@ -452,6 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log every session step")
     p.set_defaults(func=_cmd_serve_http, guarded=True)
+
+    p = sub.add_parser(
+        "run",
+        help="run the daemon: listeners, D-Bus API, automatic sync on connect",
+        description="Run syncmld as a service until SIGTERM or SIGINT: the configured "
+        "listeners (HTTP, OBEX over TCP, Bluetooth), the D-Bus API on the session bus "
+        "(org.syncmld.Syncmld1) and automatic sync when a configured phone connects.  "
+        "Without a session bus or BlueZ it says so and serves the rest.  Exit status 0 "
+        "after a clean stop, 1 when it cannot start, 2 for configuration errors.",
+    )
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every session step")
+    p.set_defaults(func=_cmd_run, guarded=True)
     return parser
 
 

@@ -9,9 +9,14 @@ source tree is a documented example.  Tables:
     ``sqlite:///$XDG_STATE_HOME/syncmld/state.db``).
 ``[stores.<name>]``
     A local datastore, offered to peers under ``<name>`` (plus ``aliases``).
-    ``type = "vdir"`` (default) with ``kind = "contacts" | "calendar"`` and
-    ``path`` (default ``$XDG_DATA_HOME/syncmld/<name>``); ``type = "memory"``
-    keeps items in memory (tests).  Optional ``display_name``, ``aliases``.
+    ``type = "vdir"`` (default) with ``kind = "contacts" | "calendar" |
+    "events" | "tasks" | "notes"``, ``path`` (default
+    ``$XDG_DATA_HOME/syncmld/<name>``) and ``color`` (``#RRGGBB``, written to
+    a folder syncmld creates); ``type = "memory"`` keeps items in memory
+    (tests); ``type = "agent"`` loads a plug-in (:mod:`syncmld.agent`) from
+    ``agent = "package.module:ClassName"``, built with the ``options`` table
+    as keyword arguments (no ``kind``: the agent declares its content types).
+    Optional ``display_name``, ``aliases``.
 ``[servers.<name>]``
     A SyncML server to sync with (client role, ``syncmld sync <name>``):
     ``url``, ``user``, ``password`` or ``password_file``, ``auth``
@@ -20,13 +25,37 @@ source tree is a documented example.  Tables:
     ``[[servers.<name>.sync]]`` table per datastore pair with ``local`` (a
     store name), ``remote`` (the server's database URI) and ``mode``.
 ``[http]``
-    The HTTP listener of the server role: ``host`` (default 127.0.0.1),
+    The HTTP listener of the server role: ``enabled`` (default true; false:
+    ``syncmld run`` does not listen on HTTP), ``host`` (default 127.0.0.1),
     ``port`` (8080), ``auth`` (``"none"``/``"basic"``/``"md5"``; default
     ``"basic"`` when ``[accounts]`` has users, else ``"none"``),
     ``session_timeout`` (seconds), ``max_request_size`` (bytes),
     ``public_url`` (the URL clients reach us by, when behind a proxy).
+``[obex]``
+    The OBEX over TCP listener of the server role (phones and SyncML
+    clients that speak OBEX over a network): ``enabled`` (default false),
+    ``host`` (127.0.0.1), ``port`` (6500), ``idle_timeout`` (seconds without
+    a byte from the peer before the connection is dropped, 120).
+``[bluetooth]``
+    The SyncML Server service phones connect to over Bluetooth (through
+    BlueZ): ``enabled`` (default true; without BlueZ the daemon says so once
+    and registers when it appears), ``channel`` (the RFCOMM channel in our SDP
+    record, 1-30, default 26), ``require_authorization`` (ask BlueZ's agent
+    before accepting a paired phone that is not trusted, default true).
 ``[accounts]``
     ``<user> = "<password>"``: who may sync with our server role.
+``[devices.<name>]``
+    A phone the daemon (``syncmld run``) syncs with: ``address`` (its
+    Bluetooth address) and/or ``dev_id`` (the SyncML device id it sends),
+    ``transport`` (``"bluetooth"``, default with an address, or
+    ``"obex-tcp"`` with ``host`` and ``port``), ``stores`` (a table: local
+    store name -> the phone's database name), ``mode`` (default
+    ``"two-way"``), ``auto_sync`` (sync when it connects, default true),
+    ``settle_delay`` (seconds to wait after it connects, default 5),
+    ``min_interval`` (seconds between automatic syncs, default 300),
+    ``conflict_policy`` (``"merge"``, ``"phone-wins"``, ``"desktop-wins"``,
+    ``"keep-both"``), ``max_delete_share`` (the mass-deletion threshold,
+    0..1, default 0.5).
 
 Paths may use ``~``, ``$XDG_DATA_HOME``, ``$XDG_CONFIG_HOME``,
 ``$XDG_STATE_HOME`` (each with its XDG default when unset) and other
@@ -47,31 +76,102 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from syncmld.agent import AgentLoadError, AgentStore, load_agent, resolve_agent
 from syncmld.engine.client import ClientConfig, ClientStore
+from syncmld.engine.decide import Guard, Policy
 from syncmld.engine.server import ServerConfig
 from syncmld.engine.session import AuthMode, Datastore
 from syncmld.engine.store import MemoryStore, Store
 from syncmld.errors import UserError
 from syncmld.protocol.codec import Encoding
 from syncmld.protocol.codes import SyncMode
-from syncmld.state.repository import default_url
 from syncmld.stores.vdir import KINDS, VdirStore
+from syncmld.transports.bluetooth import DEFAULT_CHANNEL
 from syncmld.transports.http import (
     DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_HTTP_PORT,
     DEFAULT_MAX_REQUEST_SIZE,
     DEFAULT_SESSION_TIMEOUT,
 )
+from syncmld.transports.obex import DEFAULT_IDLE_TIMEOUT, DEFAULT_OBEX_PORT
 
-STORE_TYPES = ("vdir", "memory")
+if TYPE_CHECKING:
+    from syncmld.engine.store import ContentType
+    from syncmld.formats.codec import FormatCodec
+    from syncmld.protocol.devinf import DevInf
+
+STORE_TYPES = ("vdir", "memory", "agent")
 STORE_KINDS = tuple(KINDS)
 CLIENT_AUTH = ("basic", "md5")
 SERVER_AUTH = ("none", "basic", "md5")
 ENCODINGS = {"xml": Encoding.XML, "wbxml": Encoding.WBXML}
 VERSIONS = ("1.1", "1.2")
 MODES = tuple(m.value for m in SyncMode)
+
+
+def default_url() -> str:
+    """The default state database (see :func:`syncmld.state.repository.default_url`)."""
+    from syncmld.state.repository import default_url as url  # noqa: PLC0415 (SQLAlchemy)
+
+    return url()
+
+
+class _DeferredCodec:
+    """A :class:`~syncmld.formats.codec.FormatCodec` made when a session first uses it.
+
+    The format converters (icalendar, timezone data, ...) are imported then,
+    not when the configuration is turned into a server: a daemon waiting for
+    its first peer starts faster and smaller.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._codec: FormatCodec | None = None
+
+    @property
+    def codec(self) -> FormatCodec:
+        """The codec itself."""
+        if self._codec is None:
+            from syncmld.formats.codec import FormatCodec  # noqa: PLC0415
+
+            self._codec = FormatCodec(self.kind)
+        return self._codec
+
+    @property
+    def content_types(self) -> tuple[ContentType, ...]:
+        """See :attr:`FormatCodec.content_types`."""
+        return self.codec.content_types
+
+    def for_peer(self, devinf: DevInf | None, remote_uri: str) -> FormatCodec:
+        """See :meth:`FormatCodec.for_peer`."""
+        return self.codec.for_peer(devinf, remote_uri)
+
+    def to_local(self, data: str, content_type: str | None) -> str:
+        """See :meth:`FormatCodec.to_local`."""
+        return self.codec.to_local(data, content_type)
+
+    def to_remote(self, data: str, accepted: tuple[ContentType, ...]) -> tuple[str, ContentType]:
+        """See :meth:`FormatCodec.to_remote`."""
+        return self.codec.to_remote(data, accepted)
+
+    def digest(self, data: str) -> str:
+        """See :meth:`FormatCodec.digest`."""
+        return self.codec.digest(data)
+
+    def uid(self, data: str) -> str | None:
+        """See :meth:`FormatCodec.uid`."""
+        return self.codec.uid(data)
+
+    def merge(self, local: str, remote: str) -> str:
+        """See :meth:`FormatCodec.merge`."""
+        return self.codec.merge(local, remote)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.codec, name)
 
 
 class ConfigError(UserError):
@@ -87,9 +187,11 @@ class StoreConfig:
 
     Attributes:
         name: the datastore's name (what peers address).
-        type: ``"vdir"`` or ``"memory"``.
-        kind: ``"contacts"`` or ``"calendar"``.
-        path: the vdir folder (``None`` for a memory store).
+        type: ``"vdir"``, ``"memory"`` or ``"agent"``.
+        kind: one of :data:`syncmld.stores.vdir.KINDS` (``""`` for an agent).
+        path: the vdir folder (``None`` for other stores).
+        color: the ``color`` of a vdir folder syncmld creates.
+        agent, options: the agent's import path and constructor arguments.
         display_name: shown to peers and written to a new vdir's ``displayname``.
         aliases: other names peers may use for it (``Contacts``, ``card``...).
     """
@@ -100,29 +202,41 @@ class StoreConfig:
     path: Path | None = None
     display_name: str | None = None
     aliases: tuple[str, ...] = ()
+    color: str | None = None
+    agent: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: The file this came from (for error messages).
+    source: str = "<config>"
 
     def open(self) -> Store:
         """The store itself (a vdir folder is created when missing).
 
         Raises:
             StoreError: the folder cannot be created.
+            ConfigError: the agent cannot be loaded or refuses its options.
         """
-        content_types, suffix = KINDS[self.kind]
+        if self.type == "agent":
+            assert self.agent is not None
+            try:
+                return AgentStore(load_agent(self.agent, self.options), name=self.name)
+            except (AgentLoadError, ValueError) as exc:
+                raise ConfigError(f"{self.source}: {_key('stores', self.name)}: {exc}") from None
+        content_types, _ = KINDS[self.kind]
         if self.type == "memory":
             return MemoryStore(content_types=content_types)
         assert self.path is not None
-        return VdirStore(
-            self.path,
-            content_types=content_types,
-            suffix=suffix,
-            display_name=self.display_name or self.name,
+        return VdirStore.of_kind(
+            self.path, self.kind, display_name=self.display_name or self.name, color=self.color
         )
 
     def datastore(self, store: Store) -> Datastore:
         """The engine's view of this store."""
+        # Built-in stores hold desktop formats: convert what peers speak.
+        codec = _DeferredCodec(self.kind) if self.type in ("vdir", "memory") else None
         return Datastore(
             name=self.name,
             store=store,
+            codec=codec,
             aliases=self.aliases,
             display_name=self.display_name,
         )
@@ -193,16 +307,82 @@ class RemoteServerConfig:
         return lines[0] if lines else ""
 
 
+#: Transports a PC-started sync with a phone can use.
+DEVICE_TRANSPORTS = ("bluetooth", "obex-tcp")
+CONFLICT_POLICIES = tuple(p.value for p in Policy)
+_BT_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceConfig:
+    """One ``[devices.<name>]`` table: a phone the daemon syncs with.
+
+    Attributes:
+        name: the table's name (the D-Bus device object's name).
+        address: the Bluetooth address (upper case), if any.
+        dev_id: the SyncML device id the phone identifies with, if known.
+        transport: how a PC-started sync reaches it: ``"bluetooth"``,
+            ``"obex-tcp"``, or ``None`` (the phone only syncs by itself).
+        host, port: the phone's OBEX/TCP address (``"obex-tcp"``).
+        stores: local store name -> the phone's database name.
+        mode: the sync mode of a sync nobody asked a mode for.
+        auto_sync: sync when the phone connects over Bluetooth.
+        settle_delay: seconds to wait after it connects.
+        min_interval: seconds that must pass between two automatic syncs.
+        conflict_policy: how an item both sides changed is resolved.
+        max_delete_share: the mass-deletion guard's threshold.
+    """
+
+    name: str
+    address: str | None = None
+    dev_id: str | None = None
+    transport: str | None = None
+    host: str | None = None
+    port: int | None = None
+    stores: Mapping[str, str] = field(default_factory=dict)
+    mode: SyncMode = SyncMode.TWO_WAY
+    auto_sync: bool = True
+    settle_delay: float = 5.0
+    min_interval: float = 300.0
+    conflict_policy: Policy = Policy.MERGE
+    max_delete_share: float = 0.5
+
+    @property
+    def guard(self) -> Guard:
+        """The mass-deletion guard for this phone's sessions."""
+        return Guard(max_delete_share=self.max_delete_share)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpConfig:
     """The ``[http]`` table: the server role's HTTP listener."""
 
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = DEFAULT_HTTP_PORT
     auth: str = "none"
     session_timeout: float = DEFAULT_SESSION_TIMEOUT
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
     public_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObexConfig:
+    """The ``[obex]`` table: the server role's OBEX over TCP listener."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_OBEX_PORT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BluetoothConfig:
+    """The ``[bluetooth]`` table: the SyncML Server service registered with BlueZ."""
+
+    enabled: bool = True
+    channel: int = DEFAULT_CHANNEL
+    require_authorization: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,7 +395,10 @@ class Config:
         stores: ``[stores.*]`` by name, in file order.
         servers: ``[servers.*]`` by name.
         http: the ``[http]`` table.
+        obex: the ``[obex]`` table.
+        bluetooth: the ``[bluetooth]`` table.
         accounts: user name -> password for the server role.
+        devices: ``[devices.*]`` by name, in file order.
     """
 
     path: Path | None = None
@@ -223,7 +406,10 @@ class Config:
     stores: Mapping[str, StoreConfig] = field(default_factory=dict)
     servers: Mapping[str, RemoteServerConfig] = field(default_factory=dict)
     http: HttpConfig = field(default_factory=HttpConfig)
+    obex: ObexConfig = field(default_factory=ObexConfig)
+    bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
     accounts: Mapping[str, str] = field(default_factory=dict, repr=False)
+    devices: Mapping[str, DeviceConfig] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -450,9 +636,9 @@ class _Reader:
         return p
 
 
-_TOP = ("state", "stores", "servers", "http", "accounts")
+_TOP = ("state", "stores", "servers", "http", "obex", "bluetooth", "accounts", "devices")
 _STATE = ("url",)
-_STORE = ("type", "kind", "path", "display_name", "aliases")
+_STORE = ("type", "kind", "path", "display_name", "aliases", "color", "agent", "options")
 _SERVER = (
     "url",
     "user",
@@ -467,7 +653,23 @@ _SERVER = (
     "sync",
 )
 _SYNC = ("local", "remote", "mode")
-_HTTP = ("host", "port", "auth", "session_timeout", "max_request_size", "public_url")
+_HTTP = ("enabled", "host", "port", "auth", "session_timeout", "max_request_size", "public_url")
+_BLUETOOTH = ("enabled", "channel", "require_authorization")
+_OBEX = ("enabled", "host", "port", "idle_timeout")
+_DEVICE = (
+    "address",
+    "dev_id",
+    "transport",
+    "host",
+    "port",
+    "stores",
+    "mode",
+    "auto_sync",
+    "settle_delay",
+    "min_interval",
+    "conflict_policy",
+    "max_delete_share",
+)
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -527,13 +729,79 @@ def parse(
         accounts[user] = password
 
     http = _http(r, r.table(top.get("http", {}), "http", _HTTP), accounts)
+    obex = _obex(r, r.table(top.get("obex", {}), "obex", _OBEX))
+    bluetooth = _bluetooth(r, r.table(top.get("bluetooth", {}), "bluetooth", _BLUETOOTH))
+
+    devices: dict[str, DeviceConfig] = {}
+    for name, value in r.table(top.get("devices", {}), "devices", None).items():
+        devices[name] = _device(r, name, value, stores)
     return Config(
         path=path,
         state_url=state_url,
         stores=stores,
         servers=servers,
         http=http,
+        obex=obex,
+        bluetooth=bluetooth,
         accounts=accounts,
+        devices=devices,
+    )
+
+
+def _device(
+    r: _Reader, name: str, value: object, stores: Mapping[str, StoreConfig]
+) -> DeviceConfig:
+    key = _key("devices", name)
+    t = r.table(value, key, _DEVICE)
+    if not name.strip():
+        r.fail(key, "a device name must not be empty")
+    address = r.string(t, key, "address")
+    if address is not None and not _BT_ADDRESS.fullmatch(address):
+        r.fail(f"{key}.address", f"{address!r} is not a Bluetooth address (AA:BB:CC:DD:EE:FF)")
+    host = r.string(t, key, "host")
+    port = r.number(t, key, "port", integer=True, low=1, high=65535)
+    default_transport = "bluetooth" if address else "obex-tcp" if host else None
+    transport = r.string(t, key, "transport", choices=DEVICE_TRANSPORTS) or default_transport
+    if transport == "bluetooth" and address is None:
+        r.fail(f"{key}.address", "missing (transport is bluetooth)")
+    if transport == "obex-tcp" and (host is None or port is None):
+        r.fail(f"{key}.{'host' if host is None else 'port'}", "missing (transport is obex-tcp)")
+    dev_id = r.string(t, key, "dev_id")
+    if address is None and dev_id is None and host is None:
+        r.fail(key, "give an address, a dev_id or a host to recognise the phone by")
+    pairs: dict[str, str] = {}
+    stores_key = f"{key}.stores"
+    for local, remote in r.table(t.get("stores", {}), stores_key, None).items():
+        if local not in stores:
+            known = ", ".join(stores) or "none"
+            r.fail(f"{stores_key}.{_key(local)}", f"no store named {local!r} (defined: {known})")
+        if not isinstance(remote, str) or not remote.strip():
+            r.fail(f"{stores_key}.{_key(local)}", "expected the phone's database name (a string)")
+        pairs[local] = remote
+    if not pairs and transport is not None:
+        r.fail(stores_key, "missing: name the phone's database for each local store")
+    auto = t.get("auto_sync", True)
+    if type(auto) is not bool:
+        r.fail(f"{key}.auto_sync", f"expected a boolean, got {_type_name(auto)}")
+    settle = r.number(t, key, "settle_delay", integer=False, low=0, high=3600)
+    interval = r.number(t, key, "min_interval", integer=False, low=0)
+    share = r.number(t, key, "max_delete_share", integer=False, low=0, high=1)
+    policy = r.string(t, key, "conflict_policy", choices=CONFLICT_POLICIES) or "merge"
+    mode = r.string(t, key, "mode", choices=MODES) or SyncMode.TWO_WAY.value
+    return DeviceConfig(
+        name=name,
+        address=address.upper() if address is not None else None,
+        dev_id=dev_id,
+        transport=transport,
+        host=host,
+        port=int(port) if port is not None else None,
+        stores=pairs,
+        mode=SyncMode(mode),
+        auto_sync=auto,
+        settle_delay=settle if settle is not None else 5.0,
+        min_interval=interval if interval is not None else 300.0,
+        conflict_policy=Policy(policy),
+        max_delete_share=share if share is not None else 0.5,
     )
 
 
@@ -543,8 +811,27 @@ def _store(r: _Reader, name: str, value: object) -> StoreConfig:
     if not name.strip() or "/" in name:
         r.fail(key, "a store name must not be empty or contain '/'")
     stype = r.string(t, key, "type", choices=STORE_TYPES) or "vdir"
-    kind = r.string(t, key, "kind", required=True, choices=STORE_KINDS)
-    assert kind is not None
+    agent = r.string(t, key, "agent", required=stype == "agent")
+    options: dict[str, Any] = {}
+    if stype == "agent":
+        assert agent is not None
+        for other in ("kind", "color"):
+            if other in t:
+                r.fail(f"{key}.{other}", "an agent store declares its own content types")
+        try:
+            resolve_agent(agent)
+        except AgentLoadError as exc:
+            r.fail(f"{key}.agent", str(exc))
+        options = r.table(t.get("options", {}), f"{key}.options", None)
+        kind = ""
+    else:
+        for other in ("agent", "options"):
+            if other in t:
+                r.fail(f"{key}.{other}", 'only a store of type = "agent" has this key')
+        kind = r.string(t, key, "kind", required=True, choices=STORE_KINDS) or ""
+    color = r.string(t, key, "color")
+    if color is not None and not re.fullmatch(r"#[0-9A-Fa-f]{6}", color):
+        r.fail(f"{key}.color", f"{color!r} is not a color like '#3465a4'")
     path_text = r.string(t, key, "path")
     path: Path | None = None
     if stype == "vdir":
@@ -562,6 +849,10 @@ def _store(r: _Reader, name: str, value: object) -> StoreConfig:
         path=path,
         display_name=r.string(t, key, "display_name"),
         aliases=r.strings(t, key, "aliases"),
+        color=color,
+        agent=agent,
+        options=options,
+        source=r.source,
     )
 
 
@@ -633,7 +924,11 @@ def _http(r: _Reader, t: Mapping[str, Any], accounts: Mapping[str, str]) -> Http
     public_url = r.string(t, "http", "public_url")
     if public_url is not None and not re.match(r"https?://[^/\s]+", public_url, re.IGNORECASE):
         r.fail("http.public_url", f"{public_url!r} is not an http:// or https:// URL")
+    enabled = t.get("enabled", True)
+    if not isinstance(enabled, bool):
+        r.fail("http.enabled", f"expected true or false, got {_type_name(enabled)}")
     return HttpConfig(
+        enabled=enabled,
         host=r.string(t, "http", "host") or "127.0.0.1",
         port=int(port) if port is not None else DEFAULT_HTTP_PORT,
         auth=auth,
@@ -643,10 +938,42 @@ def _http(r: _Reader, t: Mapping[str, Any], accounts: Mapping[str, str]) -> Http
     )
 
 
+def _obex(r: _Reader, t: Mapping[str, Any]) -> ObexConfig:
+    enabled = t.get("enabled", False)
+    if not isinstance(enabled, bool):
+        r.fail("obex.enabled", f"expected true or false, got {_type_name(enabled)}")
+    port = r.number(t, "obex", "port", integer=True, low=0, high=65535)
+    timeout = r.number(t, "obex", "idle_timeout", integer=False, low=1)
+    return ObexConfig(
+        enabled=enabled,
+        host=r.string(t, "obex", "host") or "127.0.0.1",
+        port=int(port) if port is not None else DEFAULT_OBEX_PORT,
+        idle_timeout=timeout if timeout is not None else DEFAULT_IDLE_TIMEOUT,
+    )
+
+
+def _bluetooth(r: _Reader, t: Mapping[str, Any]) -> BluetoothConfig:
+    flags = {}
+    for name, default in (("enabled", True), ("require_authorization", True)):
+        value = t.get(name, default)
+        if not isinstance(value, bool):
+            r.fail(f"bluetooth.{name}", f"expected true or false, got {_type_name(value)}")
+        flags[name] = value
+    channel = r.number(t, "bluetooth", "channel", integer=True, low=1, high=30)
+    return BluetoothConfig(
+        enabled=flags["enabled"],
+        channel=int(channel) if channel is not None else DEFAULT_CHANNEL,
+        require_authorization=flags["require_authorization"],
+    )
+
+
 __all__ = [
+    "BluetoothConfig",
     "Config",
     "ConfigError",
+    "DeviceConfig",
     "HttpConfig",
+    "ObexConfig",
     "RemoteServerConfig",
     "StoreConfig",
     "SyncPairConfig",

@@ -189,7 +189,8 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
 ERRORS = [
     pytest.param(
         SERVER + "\n[stores.contacts2]\nkind = 'contacts'\npth = 'x'\n",
-        "stores.contacts2.pth: unknown key (known: type, kind, path, display_name, aliases)",
+        "stores.contacts2.pth: unknown key (known: type, kind, path, display_name, aliases, color, "
+        "agent, options)",
         id="unknown-key",
     ),
     pytest.param("colour = 'red'\n", "colour: unknown key", id="unknown-top-level-key"),
@@ -258,8 +259,8 @@ ERRORS = [
     ),
     pytest.param("[stores.x]\ntype = 'vdir'\n", "stores.x.kind: missing", id="missing-kind"),
     pytest.param(
-        "[stores.x]\nkind = 'notes'\n",
-        "stores.x.kind: 'notes' is not one of contacts, calendar",
+        "[stores.x]\nkind = 'memos'\n",
+        "stores.x.kind: 'memos' is not one of contacts, calendar, events, tasks, notes",
         id="bad-kind",
     ),
     pytest.param(
@@ -283,8 +284,8 @@ ERRORS = [
         id="numeric-password",
     ),
     pytest.param(
-        '[stores."my store"]\nkind = "contacts"\ncolor = 1\n',
-        'stores."my store".color: unknown key',
+        '[stores."my store"]\nkind = "contacts"\ncolour = 1\n',
+        'stores."my store".colour: unknown key',
         id="quoted-key",
     ),
 ]

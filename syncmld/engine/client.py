@@ -34,6 +34,16 @@ sent in our last successful session (exact string compare); otherwise we
 answer 508 and switch that datastore to a slow sync.  A 508 on our own Alert
 does the same.  The server resolves conflicts; we apply what it sends.
 
+Suspend and resume (SyncML 1.2): :meth:`ClientSession.suspend` ends the
+session with Alert 224; like a session that breaks off while items are
+exchanged, it keeps the rows of what was exchanged and, per datastore, the
+mode then in force and our ``Next`` anchor, which names the session.  The
+next session alerts 225 for such a datastore, with that anchor as ``Last``
+(to a 1.2 server, when the caller asks for a two-way or the same sync); a
+server that answers with its own Alert 225 continues from the saved
+rows, anything else (508, 509, 406, another mode) is a normal sync decided by
+the anchors as usual.
+
 Robustness: an Add from the server whose content equals a local item that
 the server does not know yet (the item came from the server in a session
 that broke off before the Map was confirmed) is matched, not added twice.
@@ -52,9 +62,16 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from syncmld.engine.common import Chunk, item_text, package_open, size_matches, status_for
+from syncmld.engine.common import (
+    Chunk,
+    gc_paused,
+    item_text,
+    package_open,
+    size_matches,
+    status_for,
+)
 from syncmld.engine.decide import detect_local_changes
-from syncmld.engine.items import ItemCodec
+from syncmld.engine.items import ItemCodec, bind_codec, content_types
 from syncmld.engine.outbox import DEFAULT_MAX_MSG_SIZE, Outbox, OutChange, OutSync
 from syncmld.engine.session import (
     MANUFACTURER,
@@ -165,7 +182,9 @@ class SessionFailed(StoreError):
 
 
 class _Store:
-    def __init__(self, cs: ClientStore, pair: PairState | None, anchor: str) -> None:
+    def __init__(
+        self, cs: ClientStore, pair: PairState | None, anchor: str, *, resume: bool = False
+    ) -> None:
         self.cs = cs
         self.ds = cs.datastore
         self.codec: ItemCodec = self.ds.item_codec()
@@ -179,6 +198,17 @@ class _Store:
             pair is None or pair.local_anchor is None
         ):
             self.requested = AlertCode.SLOW_SYNC
+        #: The alert code of the suspended session this one asks to resume.
+        self.resume_of: int | None = None
+        if (
+            resume
+            and pair is not None
+            and pair.resume_mode in _RESUMED_MODES
+            and pair.resume_anchor
+            and cs.mode.to_alert() in (AlertCode.TWO_WAY, pair.resume_mode)
+        ):
+            self.resume_of = pair.resume_mode
+            self.requested = AlertCode.RESUME
         self.mode: int = self.requested
         self.anchor = anchor
         self.server_next: str | None = None
@@ -248,9 +278,16 @@ class ClientSession:
         self._anchor = anchor_for(now)
         self._msg_ids = itertools.count(1)
         self._stores = {
-            cs.datastore.name: _Store(cs, self.peer.pairs.get(cs.datastore.name), self._anchor)
+            cs.datastore.name: _Store(
+                cs,
+                self.peer.pairs.get(cs.datastore.name),
+                self._anchor,
+                resume=config.version == "1.2",
+            )
             for cs in config.stores
         }
+        for st in self._stores.values():
+            st.codec = bind_codec(st.ds.item_codec(), self.peer.devinf, st.remote_uri)
         self._outbox = Outbox(
             encoding=self.encoding,
             max_msg_size=DEFAULT_MAX_MSG_SIZE,
@@ -307,7 +344,7 @@ class ClientSession:
         for st in self._stores.values():
             cts = [
                 ContentTypeRef(ct_type=ct.mime, ver_ct=ct.version)
-                for ct in st.ds.store.content_types
+                for ct in content_types(st.codec, st.ds.store)
             ]
             stores.append(
                 DataStore(
@@ -348,12 +385,17 @@ class ClientSession:
         ]
         for st in self._stores.values():
             last = st.pair.local_anchor if st.pair and st.requested != AlertCode.SLOW_SYNC else None
+            if st.requested == AlertCode.RESUME and st.pair is not None:
+                # The Next of the suspended session names it (its anchors
+                # never became the committed ones).
+                last = st.pair.resume_anchor
             cmds.append(
                 Alert(
                     cmd_id=0,
                     # A session a notification started alerts 206-210.
                     data=int(client_to_server_alerted_alert(st.requested))
-                    if self.config.server_alerted and st.requested != AlertCode.SLOW_SYNC
+                    if self.config.server_alerted
+                    and st.requested not in (AlertCode.SLOW_SYNC, AlertCode.RESUME)
                     else int(st.requested),
                     items=(
                         Item(
@@ -392,6 +434,10 @@ class ClientSession:
             RemoteProtocolError: the answer cannot be decoded; the session is
                 over (``result`` says so).
         """
+        with gc_paused():
+            return self._receive(data)
+
+    def _receive(self, data: bytes) -> ClientResult:
         self._events = []
         if self.done:
             return ClientResult(None, [], True)
@@ -473,6 +519,12 @@ class ClientSession:
                 continue
             if st.data == StatusCode.REFRESH_REQUIRED:
                 store.mode = AlertCode.SLOW_SYNC
+                store.resume_of = None
+            elif store.requested == AlertCode.RESUME and st.data != StatusCode.OK:
+                # The server cannot resume (509 from libsynthesis, 406 before
+                # 1.2): its Alert names the mode of a normal sync instead,
+                # which our anchors check as usual.
+                store.resume_of = None
             elif not 200 <= st.data < 300:
                 store.status = st.data
                 store.message = f"the server refused {store.cs.remote_uri} with status {st.data}"
@@ -521,6 +573,8 @@ class ClientSession:
             for it in cmd.items:
                 if isinstance(it.data, DevInf):
                     self._server_devinf = it.data
+                    for st in self._stores.values():
+                        st.codec = bind_codec(st.ds.item_codec(), it.data, st.remote_uri)
                     self._outbox.large_objects = (
                         self.config.version != "1.0" and it.data.support_large_objs
                     )
@@ -559,7 +613,11 @@ class ClientSession:
                 code - 6 if 206 <= code <= 210 and code != 206 else (200 if code == 206 else code)
             )
             status = StatusCode.OK
-            if base in (200, 202, 204):
+            if code == AlertCode.RESUME and store.resume_of is not None:
+                # The server continues the suspended session from the saved rows.
+                base = _RESUMED_MODES[store.resume_of]
+            elif base in (200, 202, 204):
+                store.resume_of = None
                 known = store.pair.remote_anchor if store.pair else None
                 if (
                     store.mode == AlertCode.SLOW_SYNC
@@ -776,10 +834,16 @@ class ClientSession:
                 self.phase = Phase.SEND_SYNC
                 self._queue_sync()
             elif self.phase in (Phase.SEND_SYNC, Phase.RECEIVE_SYNC):
+                maps = self._maps()
+                if not maps and all(isinstance(c, Status) for c in msg.commands):
+                    # A pkg4 of nothing but Statuses needs no answer, and
+                    # libsynthesis servers (SyncEvolution, one-way and refresh
+                    # from client) end their session right after sending it:
+                    # a pkg5 would only meet "lost connection" (HTTP 500).
+                    self._complete()
+                    return ClientResult(None, list(self._events), True)
                 self.phase = Phase.MAPS
-                return ClientResult(
-                    self._send(statuses, self._maps(), package_ends=True), list(events)
-                )
+                return ClientResult(self._send(statuses, maps, package_ends=True), list(events))
             elif self.phase is Phase.MAPS:
                 self._complete()
                 return ClientResult(None, list(self._events), True)
@@ -876,7 +940,11 @@ class ClientSession:
                 if found is None:
                     continue
                 text, etag = found
-                data, ctype = store.codec.to_remote(text, accepted)
+                try:
+                    data, ctype = store.codec.to_remote(text, accepted)
+                except ValueError as exc:  # not convertible to a format the server takes
+                    store.message = f"item {item_id} not sent: {exc}"
+                    continue
                 # The state recorded when the server confirms is that of the
                 # version sent: an edit made meanwhile still counts as a change.
                 sent = ItemState(item_id, item_id, etag, store.codec.digest(text))
@@ -923,9 +991,7 @@ class ClientSession:
             started=self.now,
             status=status,
             message=message,
-            stores=tuple(
-                s.counts for s in self._stores.values()
-            ),
+            stores=tuple(s.counts for s in self._stores.values()),
         )
 
     def _fail(self, status: int, message: str) -> None:
@@ -941,15 +1007,48 @@ class ClientSession:
         pairs = dict(self.peer.pairs)
         keep = False
         for store in self._stores.values():
-            if store.pair is None:
+            resumable = (
+                self.config.version == "1.2"
+                and store.status == 200
+                and store.alerted
+                and store.mode in (*_FAST_MODES, AlertCode.SLOW_SYNC)
+            )
+            if store.pair is None and not resumable:
                 continue
-            kept = dataclasses.replace(store.pair, pending_maps=dict(store.pending_maps))
-            if store.status == 200 and store.mode in _FAST_MODES:
+            kept = (
+                dataclasses.replace(store.pair, pending_maps=dict(store.pending_maps))
+                if store.pair is not None
+                else PairState(
+                    local_uri=store.ds.name,
+                    remote_uri=store.cs.remote_uri,
+                    pending_maps=dict(store.pending_maps),
+                )
+            )
+            if resumable:
+                # Kept for an Alert 225 next time (see the module docstring).
+                kept = dataclasses.replace(
+                    kept,
+                    resume_mode=store.resume_of if store.resume_of is not None else store.mode,
+                    resume_anchor=store.anchor,
+                )
+            if resumable and store.mode == AlertCode.SLOW_SYNC:
+                # A slow sync keeps only the rows it wrote: the resumed
+                # session pairs the rest, matching unrowed items.
+                before = store.pair.items if store.pair is not None else {}
+                unmapped = set(store.pending_maps.values()) - set(before)
+                rows = {
+                    k: v
+                    for k, v in store.items.items()
+                    if before.get(k) is not v and k not in unmapped
+                }
+                kept = dataclasses.replace(kept, items=rows)
+            elif store.status == 200 and store.mode in _FAST_MODES:
                 # (A slow sync or refresh rebuilds the rows as a whole.)  An
                 # item added here whose Map the server never got keeps no row:
                 # unrowed, it is matched when the server sends it again (or
                 # sent as new); with a row it was added a second time.
-                unmapped = set(store.pending_maps.values()) - set(store.pair.items)
+                old_rows = store.pair.items if store.pair is not None else {}
+                unmapped = set(store.pending_maps.values()) - set(old_rows)
                 rows = {k: v for k, v in store.items.items() if k not in unmapped}
                 kept = dataclasses.replace(kept, items=rows)
             if store.wiped:
@@ -960,6 +1059,32 @@ class ClientSession:
         peer = dataclasses.replace(self.peer, pairs=pairs) if keep else None
         self.result = SessionFinished(peer, self._run(status, message))
         self._events.append(self.result)
+
+    def suspend(self) -> bytes | None:
+        """Suspend the session: our last message, carrying Alert 224 (SyncML 1.2).
+
+        Instead of the message :meth:`receive` returned last, the caller
+        sends this one; the session is over (``result`` holds what is kept
+        for resuming it) and the server's answer needs no handling.  Returns
+        ``None`` when there is nothing to suspend (the session is over, or
+        speaks SyncML before 1.2, where the caller just drops it).
+        """
+        if self.done or self.config.version != "1.2":
+            if not self.done:
+                self._fail(StatusCode.SESSION_CANCELLED, "suspended")
+            return None
+        self._outbox.queue.clear()
+        alert = Alert(
+            cmd_id=0,
+            data=AlertCode.SUSPEND,
+            items=tuple(
+                Item(target=Location(uri=s.cs.remote_uri), source=Location(uri=s.ds.name))
+                for s in self._stores.values()
+            ),
+        )
+        data = self._send([], [alert], package_ends=True)
+        self._fail(StatusCode.SESSION_CANCELLED, "suspended")
+        return data
 
     def abort(self, reason: str, *, status: int = 514) -> SessionFinished:
         """End the session (connection lost, cancelled); anchors are not moved."""
@@ -997,6 +1122,10 @@ class ClientSession:
 
 #: The modes that keep the rows and only exchange changes.
 _FAST_MODES = (AlertCode.TWO_WAY, AlertCode.ONE_WAY_FROM_CLIENT, AlertCode.ONE_WAY_FROM_SERVER)
+
+#: The alert code of a suspended session -> the mode its resumption runs in
+#: (the server's table: what was exchanged has rows on both sides).
+_RESUMED_MODES = {200: 200, 201: 200, 202: 202, 204: 204}
 
 
 def _exists(store: Store, item_id: str) -> bool:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from syncmld.engine.store import ContentType
+from syncmld.engine.store import ContentType, Store
+
+if TYPE_CHECKING:
+    from syncmld.protocol.devinf import DevInf
 
 _UID = re.compile(r"^UID[;:](?:[^:\r\n]*:)?([^\r\n]*)", re.MULTILINE | re.IGNORECASE)
 
@@ -41,6 +44,33 @@ class ItemCodec(Protocol):
     def merge(self, local: str, remote: str) -> str:
         """Merge a peer's update into the local item, keeping fields the peer cannot store."""
         ...
+
+
+def content_types(codec: ItemCodec, store: Store) -> tuple[ContentType, ...]:
+    """The formats a datastore takes from peers, preferred first (for our DevInf).
+
+    A converting codec names them in ``content_types`` (the store's format
+    first, then those it converts from); otherwise the store's own.
+    """
+    offered: tuple[ContentType, ...] | None = getattr(codec, "content_types", None)
+    return offered or store.content_types
+
+
+def bind_codec(codec: ItemCodec, devinf: DevInf | None, remote_uri: str) -> ItemCodec:
+    """The codec to use with one peer datastore.
+
+    A codec whose output depends on the peer (formats, CTCap, device quirks)
+    offers ``for_peer(devinf, remote_uri) -> ItemCodec``; the engine calls it
+    once the peer's DevInf is known (``None`` when the peer sent none) and
+    again if the DevInf arrives later in the session.  ``digest`` and ``uid``
+    must not depend on the peer, so binding late changes no recorded state.
+    Codecs without ``for_peer`` (:class:`PlainCodec`) are used as they are.
+    """
+    bind = getattr(codec, "for_peer", None)
+    if bind is None:
+        return codec
+    bound: ItemCodec = bind(devinf, remote_uri)
+    return bound
 
 
 class PlainCodec:

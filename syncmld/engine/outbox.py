@@ -31,6 +31,7 @@ import dataclasses
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import SupportsIndex
 
 from syncmld.protocol.codec import Encoding, encode_message
 from syncmld.protocol.model import (
@@ -111,6 +112,27 @@ class SentCommand:
     tag: object = None
     chunk: bool = False
     last_chunk: bool = True
+
+
+class _SentList(list[SentCommand]):
+    """The commands of one message being filled, counting those the peer answers.
+
+    Every command but a Status gets a Status back; keeping that count here
+    saves recounting the whole list for each item added (thousands per message).
+    """
+
+    answered: int = 0
+
+    def append(self, entry: SentCommand) -> None:
+        if entry.cmd != "Status":
+            self.answered += 1
+        super().append(entry)
+
+    def pop(self, index: SupportsIndex = -1) -> SentCommand:
+        entry = super().pop(index)
+        if entry.cmd != "Status":
+            self.answered -= 1
+        return entry
 
 
 @dataclass(slots=True)
@@ -232,7 +254,7 @@ class Outbox:
     ) -> tuple[Message, list[SentCommand]]:
         next_id = iter(range(1, 1_000_000)).__next__
         commands: list[Command] = []
-        sent: list[SentCommand] = []
+        sent = _SentList()
         used = 600 if self.encoding is Encoding.XML else 150  # header
         for st in statuses:
             numbered = _numbered(st, next_id())
@@ -291,7 +313,10 @@ class Outbox:
         budget = max(self.answer_limit - max(self.answer_limit // 10, 256), _MIN_MESSAGE)
         header = 600 if self.encoding is Encoding.XML else 150
         per_status = self._overhead() + 40
-        answered = 2 + sum(s.cmd != "Status" for s in sent)  # the SyncHdr's, and the next one
+        if isinstance(sent, _SentList):
+            answered = 2 + sent.answered  # the SyncHdr's, and the next one
+        else:
+            answered = 2 + sum(s.cmd != "Status" for s in sent)
         return header + per_status * answered > budget
 
     def _fill_sync(  # noqa: PLR0917 - internal helper of _fill

@@ -45,6 +45,18 @@ acknowledged, with only those items' rows updated (the anchors stay as they
 were).  Anchors therefore only move after a complete session; a client whose
 last session broke off finds its ``Last`` anchor unknown and gets a slow
 sync, which matches items instead of duplicating them.
+
+Suspend and resume (SyncML 1.2): a session the client suspends (Alert 224,
+answered with Statuses only, 514 for whatever followed it) or that breaks
+off once the client's package has begun keeps, per datastore, the rows of
+the items already exchanged (a slow sync only the rows it wrote itself) and
+the alert code in force and the client's ``Next`` anchor, which names the
+session (:attr:`~syncmld.engine.state.PairState.resume_mode`).  An Alert 225
+whose ``Last`` names that session is answered 200 and our own Alert 225; the datastore then
+runs as a two-way (or the same one-way) sync relative to those rows, so only
+what was not exchanged goes either way, and unrowed items are matched as in
+a slow sync.  A 225 with nothing to resume gets 508 and a slow sync (406
+before SyncML 1.2).
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ from dataclasses import dataclass, field
 from syncmld.engine.common import (
     Chunk,
     asks_next_message,
+    gc_paused,
     item_text,
     package_open,
     size_matches,
@@ -89,7 +102,7 @@ from syncmld.engine.decide import (
 from syncmld.engine.decide import (
     Link as LinkAction,
 )
-from syncmld.engine.items import ItemCodec
+from syncmld.engine.items import ItemCodec, PlainCodec, bind_codec, content_types
 from syncmld.engine.outbox import DEFAULT_MAX_MSG_SIZE, Outbox, OutChange, OutSync, SentCommand
 from syncmld.engine.session import (
     MANUFACTURER,
@@ -149,6 +162,11 @@ VERSIONS = {"1.0": "SyncML/1.0", "1.1": "SyncML/1.1", "1.2": "SyncML/1.2"}
 DEVINF_URIS = {"1.0": "./devinf10", "1.1": "./devinf11", "1.2": "./devinf12"}
 
 #: Alert code -> direction, seen from the server (the client is "remote").
+#: The alert code of a suspended session -> the mode its resumption runs in.
+#: Whatever was exchanged has rows on both sides, so the rest is a two-way
+#: (or one-way) exchange relative to them; a refresh is not resumed.
+_RESUMED_MODES = {200: 200, 201: 200, 202: 202, 204: 204}
+
 _DIRECTIONS = {
     200: Direction.TWO_WAY,
     201: Direction.SLOW,
@@ -225,6 +243,14 @@ class _Store:
         self.remote_next = remote_next
         self.peer_store = peer_store
         self.items: dict[str, ItemState] = dict(pair.items) if pair else {}
+        #: The rows as the session started them (a row not found here, by
+        #: identity, was written by this session).
+        self.start_items: dict[str, ItemState] = {}
+        #: The alert code of the suspended session this one resumes, if any.
+        self.resume_of: int | None = None
+        #: Set once the client's Sync for this datastore arrived: the client
+        #: got our Alert and keeps what it exchanged if the session breaks.
+        self.synced = False
         self.planner: Planner | None = None
         self.tally: dict[str, int] = {}
         self.status = 200
@@ -240,6 +266,9 @@ class _Store:
         self.fresh: dict[str, tuple[str, str]] = {}
         #: Remote id -> digest of the peer's version received in this session.
         self.incoming: dict[str, str | None] = {}
+        #: Remote id -> (text, digest) of the batch being applied: a local
+        #: write of exactly that text needs no second hash.
+        self.batch: dict[str, tuple[str | None, str | None]] = {}
         #: Local ids whose row records content the peer may not hold yet (a
         #: merge written here, an Add not mapped yet): a broken session keeps
         #: their old rows (see :meth:`ServerSession._partial_state`).
@@ -270,6 +299,8 @@ class _Store:
     def guid_for(self, local_id: str) -> str:
         """The id we send for a local item, short enough for the peer (MaxGUIDSize)."""
         limit = self.peer_store.max_guid_size if self.peer_store else None
+        if limit is None:  # a device quirk may know the limit its DevInf leaves out
+            limit = getattr(self.codec, "max_guid_size", None)
         guid = local_id
         if limit is not None and 0 < limit < len(local_id.encode("utf-8")):
             # Sony Ericsson P900 keeps at most 4 bytes of a server id: send a
@@ -344,13 +375,14 @@ class ServerSession:
             return self._last_reply
         if self.done:
             raise RemoteProtocolError("the session is already over", status=400)
-        try:
-            msg = decode_message(data, limits=self.config.limits)
-        except RemoteProtocolError:
-            self._fail(400, "undecodable message")
-            raise
-        self.encoding = sniff(data)
-        reply = self._handle(msg)
+        with gc_paused():
+            try:
+                msg = decode_message(data, limits=self.config.limits)
+            except RemoteProtocolError:
+                self._fail(400, "undecodable message")
+                raise
+            self.encoding = sniff(data)
+            reply = self._handle(msg)
         self._last_request = data
         self._last_reply = reply
         return reply
@@ -387,26 +419,59 @@ class ServerSession:
         pairs = dict(self.peer.pairs)
         kept = False
         for st in self._stores.values():
-            if st.planner is None or st.status != 200 or st.mode in (201, 203, 205):
+            if st.planner is None or st.status != 200 or st.mode in (203, 205):
                 continue
+            resumable = self.version == "1.2" and st.synced
             old = dict(st.pair.items) if st.pair is not None else {}
-            items = {
-                k: v
-                for k, v in st.items.items()
-                if v.remote_id is not None and k not in st.unsettled
-            }
+            if st.mode == 201:
+                if not resumable:
+                    continue
+                # A suspended slow sync keeps the rows it wrote and the old
+                # rows of items the client sent in it (both sides know those
+                # pairs); the resumed session pairs the rest as a two-way
+                # sync relative to them, matching unrowed items like a slow
+                # sync.  A row of an item the client did not send may name
+                # one it no longer has.
+                seen = st.incoming
+                old = {
+                    k: v
+                    for k, v in st.start_items.items()
+                    if v.remote_id is not None and v.remote_id in seen
+                }
+                items = {
+                    k: v
+                    for k, v in st.items.items()
+                    if v.remote_id is not None
+                    and k not in st.unsettled
+                    and (st.start_items.get(k) is not v or v.remote_id in seen)
+                }
+            else:
+                items = {
+                    k: v
+                    for k, v in st.items.items()
+                    if v.remote_id is not None and k not in st.unsettled
+                }
             taken = {v.remote_id for v in items.values()}
             for k in st.unsettled:
                 row = old.get(k)
                 if row is not None and row.remote_id not in taken:
                     items[k] = row
-            if items == old:
-                continue
-            pairs[st.ds.name] = (
+            pair = (
                 dataclasses.replace(st.pair, items=items)
                 if st.pair is not None
                 else PairState(local_uri=st.ds.name, remote_uri=st.remote_uri, items=items)
             )
+            if resumable:
+                pair = dataclasses.replace(
+                    pair,
+                    resume_mode=st.resume_of if st.resume_of is not None else st.mode,
+                    # The client's Next names this session: its Alert 225
+                    # sends it as Last (see PairState.resume_anchor).
+                    resume_anchor=st.remote_next,
+                )
+            if pair == st.pair or (st.pair is None and not items and not resumable):
+                continue
+            pairs[st.ds.name] = pair
             kept = True
         return dataclasses.replace(self.peer, pairs=pairs) if kept else None
 
@@ -494,8 +559,21 @@ class ServerSession:
 
         # --- commands ---
         for cmd in msg.commands:
+            if self.done:
+                # Suspended (Alert 224): what follows is not carried out.
+                statuses.append(self._status(msg, cmd, StatusCode.SESSION_CANCELLED))
+                continue
             statuses.extend(self._command(msg, cmd))
+        if self.done:
+            return self._statuses_only(msg, statuses)
         return self._answer(msg, statuses)
+
+    def _statuses_only(self, msg: Message, statuses: list[Status]) -> Reply:
+        """The last answer of a suspended session: our Statuses and nothing else."""
+        assert self._outbox is not None
+        only = Outbox(encoding=self.encoding, max_msg_size=self._outbox.max_msg_size)
+        _, data, _ = only.build(self._header(msg.header), statuses, package_ends=True)
+        return Reply(data, self.encoding, tuple(self._events), done=True)
 
     # --------------------------------------------------------------- auth
     def _authenticate(self, msg: Message) -> tuple[int, Chal | None]:
@@ -621,6 +699,8 @@ class ServerSession:
         for it in items:
             if isinstance(it.data, DevInf):
                 self._peer_devinf = it.data
+                for st in self._stores.values():  # a DevInf that came after the Alerts
+                    st.codec = bind_codec(st.ds.item_codec(), it.data, st.remote_uri)
                 if self._outbox is not None:
                     self._outbox.large_objects = _takes_large_objects(it.data, self.version)
                 return True
@@ -655,7 +735,8 @@ class ServerSession:
         stores = []
         for ds in self.config.datastores:
             cts = [
-                ContentTypeRef(ct_type=ct.mime, ver_ct=ct.version) for ct in ds.store.content_types
+                ContentTypeRef(ct_type=ct.mime, ver_ct=ct.version)
+                for ct in content_types(ds.item_codec(), ds.store)
             ]
             stores.append(
                 DataStore(
@@ -692,7 +773,8 @@ class ServerSession:
         if code == AlertCode.DISPLAY:
             return [self._status(msg, cmd, StatusCode.OK)]
         if code == AlertCode.SUSPEND:
-            # We keep no resumable state: a suspended session is a broken-off one.
+            # What was exchanged so far is kept with the mode and anchors in
+            # force (see _partial_state): an Alert 225 continues from there.
             self._fail(StatusCode.SESSION_CANCELLED, "suspended by the client")
             return [self._status(msg, cmd, StatusCode.OK)]
         if not (200 <= code <= 210 or code == AlertCode.RESUME):
@@ -714,13 +796,26 @@ class ServerSession:
             )
         assert self.peer is not None
         requested = code
-        # Nothing to resume here: a resume (225) falls back to a normal sync
-        # whose anchors decide; a session a notification started alerts 206-210.
-        base = 200 if code == AlertCode.RESUME else int(server_alerted_to_client_alert(code))
         pair = self.peer.pairs.get(ds.name)
+        resume_of = (
+            self._resumable(pair, their_uri, anchor.last) if code == AlertCode.RESUME else None
+        )
+        # A resume with nothing (or another session) to resume falls back to
+        # a normal sync whose anchors decide; a session a notification
+        # started alerts 206-210.
+        base = 200 if code == AlertCode.RESUME else int(server_alerted_to_client_alert(code))
         status_code = StatusCode.OK
         mode = base
-        if base in (200, 202, 204):
+        if resume_of is not None:
+            mode = _RESUMED_MODES[resume_of]
+        elif code == AlertCode.RESUME:
+            # Nothing (or another session) to resume.  The client's Last
+            # names its broken session, not a committed one, and its rows are
+            # only partly what ours are (we may have committed that very
+            # session): a slow sync pairs both sides afresh.
+            status_code = StatusCode.REFRESH_REQUIRED
+            mode = 201
+        elif base in (200, 202, 204):
             anchors_ok = (
                 pair is not None
                 and pair.remote_uri == their_uri
@@ -744,15 +839,19 @@ class ServerSession:
             remote_next=anchor.next,
             peer_store=peer_ds,
         )
+        st.resume_of = resume_of
         self._stores[ds.name] = st
         self._start_store(st)
+        st.start_items = dict(st.items)
         self._events.append(StoreStarted(ds.name, their_uri, mode, requested))
         assert self._outbox is not None
         last = st.pair.local_anchor if st.pair is not None and mode not in (201, 203, 205) else None
         self._outbox.put(
             Alert(
                 cmd_id=0,
-                data=mode,
+                # A resumed datastore is alerted 225: the client goes on
+                # from its own saved state instead of checking anchors.
+                data=AlertCode.RESUME if resume_of is not None else mode,
                 items=(
                     Item(
                         target=Location(uri=their_uri),
@@ -776,6 +875,19 @@ class ServerSession:
             items=(Item(data=Anchor(next=anchor.next)),),
         )
 
+    def _resumable(self, pair: PairState | None, their_uri: str, last: str | None) -> int | None:
+        """The suspended session's alert code if an Alert 225 can continue it."""
+        if (
+            self.version != "1.2"
+            or pair is None
+            or pair.remote_uri != their_uri
+            or pair.resume_mode not in _RESUMED_MODES
+            or not pair.resume_anchor
+            or pair.resume_anchor != (last or "")
+        ):
+            return None
+        return pair.resume_mode
+
     def _peer_datastore(self, uri: str) -> DataStore | None:
         devinf = self._peer_devinf or (self.peer.devinf if self.peer else None)
         return devinf.datastore(uri) if devinf is not None else None
@@ -783,6 +895,8 @@ class ServerSession:
     def _start_store(self, st: _Store) -> None:
         """Detect local changes and set up the planner for one datastore."""
         store = st.ds.store
+        devinf = self._peer_devinf or (self.peer.devinf if self.peer else None)
+        st.codec = bind_codec(st.ds.item_codec(), devinf, st.remote_uri)
         listing = dict(store.list())
         known = st.items
         cache: dict[str, str] = {}
@@ -825,7 +939,8 @@ class ServerSession:
             local=local,
             local_changes=changes,
             local_count=len(listing),
-            merge=st.codec.merge,
+            # Late-bound: a DevInf arriving after the Alert rebinds st.codec.
+            merge=lambda local, remote: st.codec.merge(local, remote),  # noqa: PLW0108
             guard=st.ds.guard,
         )
 
@@ -840,6 +955,7 @@ class ServerSession:
             out.extend(self._status(msg, c, StatusCode.NOT_EXECUTED) for c in cmd.commands)
             return out
         statuses = [self._status(msg, cmd, StatusCode.OK, target=our_uri, source=their_uri)]
+        st.synced = True
         if cmd.number_of_changes is not None:
             st.expected = cmd.number_of_changes
         if st.status != 200:
@@ -941,11 +1057,15 @@ class ServerSession:
         decision = st.planner.receive([c for _, c in batch])
         st.incoming.update((c.remote_id, c.digest) for _, c in batch)
         codes = dict(decision.statuses)
-        for action in decision.actions:
-            failed = self._apply_local(st, action)
-            if failed is not None:
-                remote_id, code = failed
-                codes[remote_id] = code
+        st.batch = {c.remote_id: (c.data, c.digest) for _, c in batch}
+        try:
+            for action in decision.actions:
+                failed = self._apply_local(st, action)
+                if failed is not None:
+                    remote_id, code = failed
+                    codes[remote_id] = code
+        finally:
+            st.batch = {}
         out = []
         for sub, change in batch:
             code = codes.get(change.remote_id, StatusCode.OK)
@@ -958,13 +1078,14 @@ class ServerSession:
         try:
             if isinstance(action, LocalAdd):
                 local_id, etag = store.add(action.data)
-                digest = st.codec.digest(action.data)
+                digest = self._digest(st, action.remote_id, action.data)
                 st.items[local_id] = ItemState(local_id, action.remote_id, etag, digest)
                 st.fresh[local_id] = (etag, digest)
                 st.count(local_added=1)
             elif isinstance(action, LocalReplace):
-                etag = store.replace(action.local_id, action.data, etag=action.etag)
-                digest = st.codec.digest(action.data)
+                data = self._merged(st, action)
+                etag = store.replace(action.local_id, data, etag=action.etag)
+                digest = self._digest(st, action.remote_id, data)
                 st.items[action.local_id] = ItemState(
                     action.local_id, action.remote_id, etag, digest
                 )
@@ -1013,6 +1134,27 @@ class ServerSession:
             return (rid, exc.status) if rid else None
         return None
 
+    def _merged(self, st: _Store, action: LocalReplace) -> str:
+        """The peer's version merged into the stored item: fields it cannot hold stay."""
+        if isinstance(st.codec, PlainCodec):
+            return action.data
+        current = st.planner.local.get(action.local_id) if st.planner else None
+        if current is not None and current.data is not None:
+            return st.codec.merge(current.data, action.data)
+        try:
+            text, _ = st.ds.store.get(action.local_id)
+        except StoreError:
+            return action.data
+        return st.codec.merge(text, action.data)
+
+    @staticmethod
+    def _digest(st: _Store, remote_id: str, data: str) -> str:
+        """The digest of ``data``, reusing the one taken when it arrived."""
+        seen = st.batch.get(remote_id)
+        if seen is not None and seen[0] is data and seen[1] is not None:
+            return seen[1]
+        return st.codec.digest(data)
+
     def _queue_remote(self, st: _Store, action: RemoteAdd | RemoteReplace | RemoteDelete) -> None:
         out = st.out
         tag = (st.ds.name, action)
@@ -1030,7 +1172,11 @@ class ServerSession:
                 except StoreError:
                     return
         accepted = self._accepted_types(st)
-        text, ctype = st.codec.to_remote(data, accepted)
+        try:
+            text, ctype = st.codec.to_remote(data, accepted)
+        except ValueError as exc:  # the item cannot be put in a format the peer takes
+            st.message = f"item {action.local_id} not sent: {exc}"
+            return
         guid = st.guid_for(action.local_id)
         if isinstance(action, RemoteAdd):
             out.changes.append(
@@ -1180,7 +1326,12 @@ class ServerSession:
                 Direction.FROM_REMOTE,
                 Direction.REFRESH_FROM_REMOTE,
             ):
-                continue  # the client asked us to send nothing
+                # The client asked us to send nothing: an empty Sync says so.
+                # Without it pkg4 holds only Statuses, which libsynthesis
+                # clients (SyncEvolution) leave unanswered - no pkg5, so the
+                # session would never complete here and the next sync of the
+                # pair would fall back to slow.
+                out = OutSync(target=out.target, source=out.source)
             if self.version != "1.0":
                 out.number_of_changes = len(out.changes)
             self._outbox.put(out)

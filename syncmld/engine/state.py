@@ -50,6 +50,15 @@ class PairState:
         last_mode: the alert code of the last successful session.
         pending_maps: client role: LUID -> GUID mappings sent but not yet
             acknowledged by the server (sent again next session).
+        resume_mode: the alert code of a session that was suspended (Alert
+            224) or cut off while items were being exchanged, ``None`` when
+            there is nothing to resume.  ``items`` then holds the rows of the
+            items that session already exchanged, so a resumed session (Alert
+            225) sends only the rest.
+        resume_anchor: with ``resume_mode``: the client's ``Next`` anchor of
+            that session, which names it (every session sends a new one).
+            The client's Alert 225 sends it as ``Last``; the server resumes
+            only when it is the one it kept.
     """
 
     local_uri: str
@@ -59,6 +68,8 @@ class PairState:
     items: Mapping[str, ItemState] = field(default_factory=dict)
     last_mode: int | None = None
     pending_maps: Mapping[str, str] = field(default_factory=dict)
+    resume_mode: int | None = None
+    resume_anchor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,14 @@ Change detection (:mod:`syncmld.formats.normalize`)
 Dispatch
     :class:`ContentType` names the SyncML content types; :func:`to_desktop` and
     :func:`to_phone` pick the right conversion for one.
+SIF (:mod:`syncmld.formats.sif`)
+    Funambol's XML items (``text/x-s4j-sifc/-sife/-sift/-sifn``) to and from
+    vCard 3.0 / iCalendar 2.0.
+The engine's codec (:mod:`syncmld.formats.codec`)
+    :class:`~syncmld.formats.codec.FormatCodec`, the ``ItemCodec`` built-in
+    stores use: format choice from the peer's DevInf, device quirks
+    (:mod:`syncmld.formats.quirks`), normalized digests and the
+    field-preserving merge.
 
 Conversions towards a phone return :class:`Conversion` (text plus the properties
 that could not be represented, e.g. characters outside ISO-8859-1); all functions

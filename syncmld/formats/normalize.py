@@ -41,7 +41,7 @@ from syncmld.formats.errors import FormatError
 from syncmld.formats.timezones import get_zone
 from syncmld.formats.vcard import Component, ContentLine, parse_components
 
-__all__ = ["IGNORED_PROPERTIES", "content_hash", "normalize"]
+__all__ = ["IGNORED_PROPERTIES", "canonical_line", "content_hash", "normalize"]
 
 IGNORED_PROPERTIES: Mapping[str, str] = {
     # vCard revision stamp: Evolution/EDS, SyncEvolution's Synthesis engine
@@ -159,6 +159,21 @@ def _as_utc(line: ContentLine) -> ContentLine:
         moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
     return ContentLine(line.name, moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"),
                        tuple(p for p in line.params if p.name != "TZID"), line.group)
+
+
+def canonical_line(line: ContentLine, *, instant: bool = False) -> str:
+    """One property as :func:`normalize` writes it: parameters sorted and case-folded,
+    transfer encoding removed, ``instant=True`` turns a zoned time into UTC.
+
+    Returns ``""`` for a property with an empty value.
+    """
+    if instant and line.name in _INSTANTS:
+        line = _as_utc(line)
+    value = _canonical_value(line)
+    if _EMPTY_VALUE.match(value):
+        return ""
+    group = f"{line.group.lower()}." if line.group else ""
+    return f"{group}{line.name}{_canonical_params(line)}:{value}"
 
 
 def _normalize_component(comp: Component) -> str:

@@ -169,6 +169,7 @@ class SyncmlObexServerBinding:
         """Create the binding; ``config`` defaults to Target SYNCML-SYNC and SyncML PUT Types."""
         self.obex = ObexServer(config or ServerConfig(put_types=SYNCML_TYPES))
         self._reply: bytes | None = None
+        self._reply_error: ResponseCode | None = None
         self._get_pending = False
         self._peer_type: str | None = None
         self._ended = False
@@ -209,6 +210,28 @@ class SyncmlObexServerBinding:
         else:
             self._reply = bytes(body)
 
+    def fail_reply(self, code: ResponseCode = ResponseCode.INTERNAL_SERVER_ERROR) -> None:
+        """Answer the phone's next (or pending) GET with the error ``code``: there is no reply.
+
+        For a message the application could not handle (undecodable SyncML,
+        an internal error); the phone then disconnects.
+
+        Raises:
+            ObexUsageError: a reply is already waiting, the session ended, or
+                ``code`` is not an error code.
+        """
+        if self._ended:
+            raise ObexUsageError("the session has ended")
+        if self._reply is not None or self._reply_error is not None:
+            raise ObexUsageError("a reply is already waiting for the phone's GET")
+        if code.is_success or code == ResponseCode.CONTINUE:
+            raise ObexUsageError(f"0x{code:02X} is not an error code")
+        if self._get_pending:
+            self._get_pending = False
+            self.obex.reject_get(code)
+        else:
+            self._reply_error = code
+
     def _on_event(self, event: Event) -> list[BindingEvent]:
         if isinstance(event, Connected):
             return [SessionStarted(max_packet=event.max_packet)]
@@ -219,12 +242,17 @@ class SyncmlObexServerBinding:
             self.obex.accept_put()
             # A new message makes any unsent reply stale.
             self._reply = None
+            self._reply_error = None
             content_type = (event.type or "").strip().lower() or (
                 sniff_content_type(event.body) or SYNCML_WBXML
             )
             self._peer_type = content_type
             return [MessageReceived(body=event.body, content_type=content_type)]
         if isinstance(event, GetRequested):
+            if self._reply_error is not None:
+                code, self._reply_error = self._reply_error, None
+                self.obex.reject_get(code)
+                return []
             if self._reply is not None:
                 reply, self._reply = self._reply, None
                 self.obex.send_get_response(reply)
@@ -249,6 +277,7 @@ class SyncmlObexServerBinding:
     ) -> list[BindingEvent]:
         self._ended = True
         self._reply = None
+        self._reply_error = None
         self._get_pending = False
         return [SessionEnded(clean=clean, reason=reason, code=code)]
 

@@ -25,7 +25,7 @@ from syncmld.protocol.limits import DEFAULT_LIMITS, Limits
 from syncmld.protocol.mapping import message_from_node, message_to_node
 from syncmld.protocol.model import Command, Get, Item, Message, Meta, Put, Results
 from syncmld.protocol.tree import DEVINF, METINF, SYNCML, Node
-from syncmld.protocol.wbxml import decode_wbxml, encode_wbxml, is_wbxml
+from syncmld.protocol.wbxml import command_fragment, decode_wbxml, encode_wbxml, is_wbxml
 from syncmld.protocol.xml import decode_xml, encode_xml, is_xml
 
 UNSUPPORTED_MEDIA_TYPE = 415
@@ -200,8 +200,10 @@ def encode_message(
     commands = tuple(_retype_command(c, encoding) for c in msg.commands)
     if commands != msg.commands:
         msg = dataclasses.replace(msg, commands=commands)
+    # In WBXML the common commands are written straight to bytes.
+    fast = command_fragment if encoding is Encoding.WBXML else None
     return encode_document(
-        message_to_node(msg),
+        message_to_node(msg, fast),
         encoding,
         version=msg.header.ver_dtd,
         textual_public_id=textual_public_id,

@@ -99,6 +99,11 @@ _NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def _int(node: Node) -> int:
+    t = node.text
+    if type(t) is str:
+        t = t.strip()
+        if t.isascii() and t.isdigit() and len(t) <= 18:  # what _NUMBER takes
+            return int(t)
     t = _text(node)
     if _NUMBER.fullmatch(t) is None:
         raise RemoteProtocolError(f"{node.tag} is not a number: {t[:40]!r}", offset=node.pos)
@@ -343,10 +348,10 @@ def _item_command(
     cls: type[Add] | type[Replace] | type[Copy] | type[Move],
 ) -> Callable[[Node], Command]:
     def read(n: Node) -> Command:
-        kids = _index(n)
+        kids, items = _split_items(n)
         return cls(
             cmd_id=_int(_need_in(n, kids, "CmdID")),
-            items=_items(n),
+            items=tuple([_item(c) for c in items]),
             no_resp="NoResp" in kids,
             cred=_cred_in(kids),
             meta=_meta_in(kids),
@@ -355,11 +360,24 @@ def _item_command(
     return read
 
 
+def _split_items(n: Node) -> tuple[dict[str, Node], list[Node]]:
+    """One pass for an item command: the first child of each other name, and the Items."""
+    first: dict[str, Node] = {}
+    items: list[Node] = []
+    for c in n.children:
+        t = c.tag
+        if t == "Item":
+            items.append(c)
+        elif t not in first:
+            first[t] = c
+    return first, items
+
+
 def _delete(n: Node) -> Delete:
-    kids = _index(n)
+    kids, items = _split_items(n)
     return Delete(
         cmd_id=_int(_need_in(n, kids, "CmdID")),
-        items=_items(n),
+        items=tuple([_item(c) for c in items]),
         no_resp="NoResp" in kids,
         cred=_cred_in(kids),
         meta=_meta_in(kids),
@@ -396,23 +414,38 @@ def _results(n: Node) -> Results:
 
 
 def _status(n: Node) -> Status:
-    kids = _index(n)
-    chal = kids.get("Chal")
+    # One pass over the children (a large sync's answer is thousands of
+    # Statuses); the first of each single element counts, as in _index.
+    first: dict[str, Node] = {}
+    targets: list[Node] = []
+    sources: list[Node] = []
+    items: list[Node] = []
+    for c in n.children:
+        t = c.tag
+        if t == "TargetRef":
+            targets.append(c)
+        elif t == "SourceRef":
+            sources.append(c)
+        elif t == "Item":
+            items.append(c)
+        elif t not in first:
+            first[t] = c
+    chal = first.get("Chal")
     chal_meta = chal.child("Meta") if chal is not None else None
-    msg_ref = kids.get("MsgRef")
+    msg_ref = first.get("MsgRef")
     return Status(
-        cmd_id=_int(_need_in(n, kids, "CmdID")),
-        cmd_ref=_int(_need_in(n, kids, "CmdRef")),
-        cmd=_text(_need_in(n, kids, "Cmd")),
-        data=_int(_need_in(n, kids, "Data")),
+        cmd_id=_int(_need_in(n, first, "CmdID")),
+        cmd_ref=_int(_need_in(n, first, "CmdRef")),
+        cmd=_text(_need_in(n, first, "Cmd")),
+        data=_int(_need_in(n, first, "Data")),
         msg_ref=None if msg_ref is None else _int(msg_ref),
-        target_refs=_refs(n, "TargetRef"),
-        source_refs=_refs(n, "SourceRef"),
-        cred=_cred_in(kids),
+        target_refs=tuple([_text(c) for c in targets]),
+        source_refs=tuple([_text(c) for c in sources]),
+        cred=_cred_in(first),
         chal=None
         if chal is None
         else Chal(meta=meta_from_node(chal_meta) if chal_meta else Meta()),
-        items=_items(n),
+        items=tuple([_item(c) for c in items]),
     )
 
 
@@ -716,8 +749,20 @@ def _item_command_children(cmd: Add | Replace | Copy | Move | Delete | Get | Put
     return k
 
 
-def command_to_node(cmd: Command) -> Node:
-    """The element tree of one command (DTD element order)."""
+#: Builds a command's :class:`Node` some other way, or returns ``None``.
+CommandWriter = Callable[[Command], Node | None]
+
+
+def command_to_node(cmd: Command, fast: CommandWriter | None = None) -> Node:
+    """The element tree of one command (DTD element order).
+
+    ``fast`` is tried first for this command and the ones nested in it (the
+    WBXML encoder writes the common ones straight to bytes).
+    """
+    if fast is not None:
+        done = fast(cmd)
+        if done is not None:
+            return done
     name = command_name(cmd)
     k: list[Node]
     if type(cmd) in _ITEM_COMMANDS:
@@ -763,7 +808,7 @@ def command_to_node(cmd: Command) -> Node:
             k.append(_meta_node(cmd.meta))
         if cmd.number_of_changes is not None:
             k.append(_leaf("NumberOfChanges", cmd.number_of_changes))
-        k.extend(command_to_node(c) for c in cmd.commands)
+        k.extend(command_to_node(c, fast) for c in cmd.commands)
     elif isinstance(cmd, Map):
         k = [
             _leaf("CmdID", cmd.cmd_id),
@@ -789,7 +834,7 @@ def command_to_node(cmd: Command) -> Node:
         k = _common(cmd.cmd_id, no_resp=cmd.no_resp)
         if cmd.meta is not None:
             k.append(_meta_node(cmd.meta))
-        k.extend(command_to_node(c) for c in cmd.commands)
+        k.extend(command_to_node(c, fast) for c in cmd.commands)
     elif isinstance(cmd, Exec):
         k = _common(cmd.cmd_id, no_resp=cmd.no_resp, cred=cmd.cred)
         if cmd.meta is not None:
@@ -836,9 +881,9 @@ def header_to_node(h: SyncHdr) -> Node:
     return Node("SyncHdr", SYNCML, tuple(k))
 
 
-def message_to_node(msg: Message) -> Node:
-    """The ``SyncML`` element tree of a message."""
-    body = [command_to_node(c) for c in msg.commands]
+def message_to_node(msg: Message, fast: CommandWriter | None = None) -> Node:
+    """The ``SyncML`` element tree of a message (``fast``: see :func:`command_to_node`)."""
+    body = [command_to_node(c, fast) for c in msg.commands]
     if msg.final:
         body.append(_flag_node("Final"))
     return Node(

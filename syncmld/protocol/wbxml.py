@@ -567,6 +567,7 @@ def _parse(
     simple = nulw == 1 and codec not in _BOMS
     fast_str = _STR if simple else -1
     fast_opq = _OPQ if simple else -1
+    fast_leaf = simple
 
     # Prologue: SWITCH_PAGE and PI may precede the root element.
     while True:
@@ -645,6 +646,21 @@ def _parse(
             if b & _ATTRS:
                 i = _skip_attributes(data, i, end, hdr)
             if b & _CONTENT:
+                if fast_leaf and stack and i < end and data[i] == STR_I and name != "VerDTD":
+                    # The most common shape by far (CmdID, LocURI, Data, ...):
+                    # one inline string, then END.  Read it in one step; any
+                    # other shape, or text not in the charset, takes the
+                    # general path below from the same byte.
+                    j = data.find(0, i + 1, end)
+                    if j >= 0 and j + 1 < end and data[j + 1] == END:
+                        try:
+                            leaf_text = data[i + 1 : j].decode(codec)
+                        except UnicodeDecodeError:
+                            pass
+                        else:
+                            kids.append(new_node(name, vocab, (), leaf_text or None, pos))
+                            i = j + 2
+                            continue
                 kids = []
                 pieces = None
                 top = [name, vocab, pos, kids, None, 0, 0, None, 0]
@@ -1004,6 +1020,14 @@ def _encode_body(
                 continue
             entry = enc.get((node.ns, node.tag))
             if entry is None:
+                if node.ns == FRAGMENT and type(node.text) is bytes and nested_ok:
+                    # A command written by command_fragment (from code page 0).
+                    if page:
+                        append(SWITCH_PAGE)
+                        append(0)
+                        page = 0
+                    out += node.text
+                    continue
                 raise LocalProtocolError(
                     f"<{node.tag}> of vocabulary {node.ns!r} has no WBXML token in a "
                     f"{kind} document",
@@ -1078,3 +1102,228 @@ def _write_text(out: bytearray, node: Node, text: str | bytes) -> None:
     out.append(OPAQUE)
     out += _mb(len(raw))
     out += raw
+
+
+# =============================================================================
+# Pre-encoded commands
+# =============================================================================
+
+#: The vocabulary of a :class:`Node` that holds an already encoded command
+#: (see :func:`command_fragment`); only the WBXML encoder knows it.
+FRAGMENT: Final = "wbxml-fragment"
+
+
+class _Fallback(Exception):
+    """The command has a part the fragment writer leaves to the tree encoder."""
+
+
+def _syncml_token(tag: str) -> int:
+    page, tok = _SYNCML_DOC_ENCODE[SYNCML, tag]
+    assert page == 0
+    return tok
+
+
+def _metinf_token(tag: str) -> int:
+    page, tok = _SYNCML_DOC_ENCODE[METINF, tag]
+    assert page == 1
+    return tok
+
+
+_T_CMDID = _syncml_token("CmdID")
+_T_MSGREF = _syncml_token("MsgRef")
+_T_CMDREF = _syncml_token("CmdRef")
+_T_CMD = _syncml_token("Cmd")
+_T_TARGETREF = _syncml_token("TargetRef")
+_T_SOURCEREF = _syncml_token("SourceRef")
+_T_DATA = _syncml_token("Data")
+_T_ITEM = _syncml_token("Item")
+_T_TARGET = _syncml_token("Target")
+_T_SOURCE = _syncml_token("Source")
+_T_LOCURI = _syncml_token("LocURI")
+_T_MOREDATA = _syncml_token("MoreData")
+_T_META = _syncml_token("Meta")
+_T_NORESP = _syncml_token("NoResp")
+_T_ARCHIVE = _syncml_token("Archive")
+_T_SFTDEL = _syncml_token("SftDel")
+_COMMAND_TOKENS = {name: _syncml_token(name) for name in ("Status", "Add", "Replace", "Delete")}
+#: Meta children written here, in MetInf DTD order (``None``: a flag).
+_META_LEAVES = (
+    ("format", _metinf_token("Format")),
+    ("type", _metinf_token("Type")),
+    ("mark", _metinf_token("Mark")),
+    ("size", _metinf_token("Size")),
+)
+_META_TAIL = (
+    ("version", _metinf_token("Version")),
+    ("next_nonce", _metinf_token("NextNonce")),
+    ("max_msg_size", _metinf_token("MaxMsgSize")),
+    ("max_obj_size", _metinf_token("MaxObjSize")),
+)
+_T_FIELDLEVEL = _metinf_token("FieldLevel")
+_T_EMI = _metinf_token("EMI")
+
+
+class _Writer:
+    """Bytes and the current code page of a command being written."""
+
+    __slots__ = ("out", "page")
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.page = 0
+
+    def page0(self) -> None:
+        """Back on the SyncML page before a SyncML tag, as the tree encoder does."""
+        if self.page:
+            self.out.append(SWITCH_PAGE)
+            self.out.append(0)
+            self.page = 0
+
+    def leaf(self, tok: int, value: object) -> None:
+        """One element with text (on the current page), as the tree encoder writes a leaf."""
+        if type(value) is int:
+            self.out += b"%c\x03%d\x00\x01" % (tok | _CONTENT, value)
+            return
+        text = value if type(value) is str else str(value)
+        if not text:
+            self.out.append(tok)
+            return
+        if "\x00" in text:
+            raise _Fallback
+        self.out += b"%c\x03%b\x00\x01" % (tok | _CONTENT, text.encode("utf-8"))
+
+    def location(self, tok: int, loc: Any) -> None:
+        if loc.name is not None or loc.filter is not None:
+            raise _Fallback
+        self.page0()
+        self.out.append(tok | _CONTENT)
+        self.leaf(_T_LOCURI, loc.uri)
+        self.out.append(END)
+
+    def meta(self, meta: Any) -> None:
+        if meta.anchor is not None or meta.mem is not None:
+            raise _Fallback
+        self.page0()
+        out = self.out
+        start = len(out)
+        out.append(_T_META | _CONTENT)
+        out.append(SWITCH_PAGE)
+        out.append(1)
+        if meta.field_level:
+            out.append(_T_FIELDLEVEL)
+        for name, tok in _META_LEAVES:
+            value = getattr(meta, name)
+            if value is not None:
+                self.leaf(tok, value)
+        for name, tok in _META_TAIL:
+            value = getattr(meta, name)
+            if value is not None:
+                self.leaf(tok, value)
+        for emi in meta.emi:
+            self.leaf(_T_EMI, emi)
+        if len(out) == start + 3:
+            del out[start:]
+            out.append(_T_META)  # no MetInf element: no content, no page switch
+            return
+        out.append(END)
+        self.page = 1
+
+    def item(self, item: Any) -> None:
+        if item.source_parent is not None or item.target_parent is not None:
+            raise _Fallback
+        self.page0()
+        out = self.out
+        start = len(out)
+        out.append(_T_ITEM | _CONTENT)
+        if item.target is not None:
+            self.location(_T_TARGET, item.target)
+        if item.source is not None:
+            self.location(_T_SOURCE, item.source)
+        if item.meta is not None:
+            self.meta(item.meta)
+        data = item.data
+        if data is not None:
+            self.page0()
+            if type(data) is str:
+                self.leaf(_T_DATA, data)
+            elif type(data) is bytes:
+                if data:
+                    out.append(_T_DATA | _CONTENT)
+                    out.append(OPAQUE)
+                    out += _mb(len(data))
+                    out += data
+                    out.append(END)
+                else:
+                    out.append(_T_DATA)
+            else:
+                raise _Fallback
+        if item.more_data:
+            self.page0()
+            out.append(_T_MOREDATA)
+        if len(out) == start + 1:
+            out[start] = _T_ITEM  # an empty Item has no content
+            return
+        out.append(END)
+
+
+def command_fragment(cmd: object) -> Node | None:
+    """``cmd`` already encoded as WBXML of a SyncML message, or ``None``.
+
+    The commands that make up almost all of a large sync (``Status``, and
+    ``Add``/``Replace``/``Delete`` inside ``Sync``) are written straight to
+    bytes, token for token what :func:`encode_wbxml` writes for their element
+    tree, without building that tree.  The bytes start and end on code page
+    0; they travel in a :class:`Node` of vocabulary :data:`FRAGMENT` that
+    only this module's encoder accepts.  Anything less common (credentials,
+    a challenge, anchors, filters, a DevInf, text containing NUL) gives
+    ``None``: the caller builds the tree as usual.
+    """
+    # Imported here: the model sits above this module.
+    from syncmld.protocol.model import Add, Delete, Replace, Status  # noqa: PLC0415
+
+    w = _Writer()
+    out = w.out
+    kind = type(cmd)
+    try:
+        if kind is Status:
+            st = cast("Status", cmd)
+            if st.cred is not None or st.chal is not None:
+                return None
+            out.append(_COMMAND_TOKENS["Status"] | _CONTENT)
+            w.leaf(_T_CMDID, st.cmd_id)
+            if st.msg_ref is not None:
+                w.leaf(_T_MSGREF, st.msg_ref)
+            w.leaf(_T_CMDREF, st.cmd_ref)
+            w.leaf(_T_CMD, st.cmd)
+            for ref in st.target_refs:
+                w.leaf(_T_TARGETREF, ref)
+            for ref in st.source_refs:
+                w.leaf(_T_SOURCEREF, ref)
+            w.leaf(_T_DATA, st.data)
+            for item in st.items:
+                w.item(item)
+        elif kind is Add or kind is Replace or kind is Delete:
+            ch = cast("Add | Replace | Delete", cmd)
+            if ch.cred is not None:
+                return None
+            out.append(_COMMAND_TOKENS[kind.__name__] | _CONTENT)
+            w.leaf(_T_CMDID, ch.cmd_id)
+            if ch.no_resp:
+                out.append(_T_NORESP)
+            if isinstance(ch, Delete):
+                if ch.archive:
+                    out.append(_T_ARCHIVE)
+                if ch.sft_del:
+                    out.append(_T_SFTDEL)
+            if ch.meta is not None:
+                w.meta(ch.meta)
+            for item in ch.items:
+                w.item(item)
+        else:
+            return None
+    except (_Fallback, UnicodeEncodeError):
+        return None
+    if w.page:
+        return None  # ends on the MetInf page: left to the tree encoder
+    out.append(END)
+    return Node(kind.__name__, FRAGMENT, (), bytes(out))

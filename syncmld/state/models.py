@@ -98,6 +98,9 @@ class DatastorePair(Base):
     local_anchor: Mapped[str | None]
     remote_anchor: Mapped[str | None]
     last_mode: Mapped[int | None]
+    #: A suspended session's alert code and the client's Next anchor naming it.
+    resume_mode: Mapped[int | None]
+    resume_anchor: Mapped[str | None]
 
     device: Mapped[Device] = relationship(back_populates="pairs")
     items: Mapped[list[ItemMapping]] = relationship(

@@ -65,6 +65,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -72,6 +73,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
+from syncmld.engine.common import gc_paused
 from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, StoreCounts
 from syncmld.errors import SyncmlError, UserError
 from syncmld.protocol.codec import Encoding, decode_devinf, encode_devinf
@@ -186,7 +188,10 @@ class StateRepository:
                         f"the state database {where} has schema revision {stored!r}, "
                         "which this syncmld does not know (written by a newer version?)"
                     )
-                if stored != schema.head():
+                if stored is None and not inspect(conn).get_table_names():
+                    log.info("creating the state database %s", where)
+                    schema.create(conn)
+                elif stored != schema.head():
                     log.info("migrating the state database %s from %s", where, stored or "empty")
                     schema.upgrade(conn)
         except DBAPIError as exc:
@@ -265,11 +270,22 @@ class StateRepository:
                     _PAIRS.c.local_anchor,
                     _PAIRS.c.remote_anchor,
                     _PAIRS.c.last_mode,
+                    _PAIRS.c.resume_mode,
+                    _PAIRS.c.resume_anchor,
                 )
                 .where(_PAIRS.c.device_id == device_pk)
                 .order_by(_PAIRS.c.local_uri)
             ).all()
-            for pair_pk, local_uri, remote_uri, local_anchor, remote_anchor, last_mode in pair_rows:
+            for (
+                pair_pk,
+                local_uri,
+                remote_uri,
+                local_anchor,
+                remote_anchor,
+                last_mode,
+                resume_mode,
+                resume_anchor,
+            ) in pair_rows:
                 rows = conn.execute(_SELECT_ITEMS, {"b_pair": pair_pk}).all()
                 items = {
                     local_id: ItemState(local_id, remote_id, etag, digest)
@@ -284,6 +300,8 @@ class StateRepository:
                     items=items,
                     last_mode=last_mode,
                     pending_maps=pending,
+                    resume_mode=resume_mode,
+                    resume_anchor=resume_anchor,
                 )
         devinf = None
         if devinf_xml is not None:
@@ -315,7 +333,9 @@ class StateRepository:
             raise ValueError(f"run for {run.dev_id!r} saved with the state of {peer.dev_id!r}")
         devinf_xml = None if peer.devinf is None else encode_devinf(peer.devinf, Encoding.XML)
         now = run.started if run.finished is None else run.finished
-        with self._write() as conn:
+        # Tens of thousands of row parameters are built here: no collector
+        # passes over them (see gc_paused).
+        with gc_paused(), self._write() as conn:
             device_pk = conn.execute(
                 select(_DEVICES.c.id).where(_DEVICES.c.dev_id == peer.dev_id).with_for_update()
             ).scalar_one_or_none()
@@ -488,6 +508,8 @@ def _store_pairs(conn: Connection, device_pk: int, pairs: Mapping[str, PairState
                 _PAIRS.c.local_anchor,
                 _PAIRS.c.remote_anchor,
                 _PAIRS.c.last_mode,
+                _PAIRS.c.resume_mode,
+                _PAIRS.c.resume_anchor,
             ).where(_PAIRS.c.device_id == device_pk)
         )
     }
@@ -502,6 +524,8 @@ def _store_pairs(conn: Connection, device_pk: int, pairs: Mapping[str, PairState
             "local_anchor": pair.local_anchor,
             "remote_anchor": pair.remote_anchor,
             "last_mode": pair.last_mode,
+            "resume_mode": pair.resume_mode,
+            "resume_anchor": pair.resume_anchor,
         }
         row = stored.get(uri)
         if row is None:

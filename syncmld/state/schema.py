@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect, text
 
+from syncmld.state.models import Base
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 #: The alembic script directory shipped inside the package.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest revision (a test checks it is alembic's head of MIGRATIONS).
-HEAD = "0001"
+HEAD = "0002"
 
 
 def alembic_config(*, connection: Connection | None = None, url: str | None = None) -> Config:
@@ -97,6 +99,23 @@ def current(connection: Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
+def create(connection: Connection) -> None:
+    """Create the newest schema in an empty database and record it as :data:`HEAD`.
+
+    The same tables the migrations build (a test compares the migrated
+    schema with the models), without loading alembic: a new database
+    costs no migration run.
+    """
+    Base.metadata.create_all(connection)
+    connection.execute(
+        text(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    )
+    connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD})
+
+
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Migrate the database to ``revision`` inside the connection's transaction.
 
@@ -121,6 +140,7 @@ __all__ = [
     "MIGRATIONS",
     "alembic_config",
     "alembic_head",
+    "create",
     "current",
     "downgrade",
     "head",

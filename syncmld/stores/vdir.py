@@ -3,38 +3,69 @@
 The vdir conventions (vdirsyncer's ``docs/vdir.rst``, summarized in
 ``docs/pim.md`` section 2) and how this store follows them:
 
-* One item per file; contacts end in ``.vcf``, calendar items in ``.ics``.
-  Only regular files with the store's suffix are items: hidden files, ``.tmp``
-  files, files without extension (``displayname``, ``color``) and files with
-  another suffix are ignored.
+* A collection is one folder; one item per file.  Contacts end in ``.vcf``,
+  calendar items (events, tasks, memos) in ``.ics``.  Only regular files with
+  the store's suffix are items: hidden files, ``.tmp`` files, files without
+  extension (``displayname``, ``color``) and files with another suffix are
+  ignored.
 * Item ids are file names.  A new item is named after its UID when the UID is
-  made of safe characters (letters, digits, ``_ . - +``) and is not too long;
-  otherwise, or when that name is taken, after a random UUID.  An update keeps
-  the file's name, whatever the new content's UID.
+  made of safe characters (letters, digits, ``@ _ . - +``), does not start
+  with a dot and is at most :data:`MAX_UID_NAME` characters long; otherwise,
+  or when that name is taken, after a random UUID.  An update keeps the
+  file's name, whatever the new content's UID.
 * Writes are atomic: the content goes to a hidden ``.tmp`` file in the same
-  folder, is flushed to disk, and is renamed over the item (``os.replace``), so
-  a reader sees either the old or the new file, never a partial one.  A new
-  item is published with a hard link, which fails instead of overwriting a
-  file of the same name created meanwhile.
+  folder, is flushed to disk (``fsync``), and is renamed over the item
+  (``os.replace``), so a reader sees either the old or the new file, never a
+  partial one.  A new item is published with a hard link, which fails instead
+  of overwriting a file of the same name created meanwhile.
 * The etag is ``"<mtime in ns>:<inode>"``, taken from the written file itself.
   ``replace`` and ``delete`` with an etag that no longer matches raise
   :class:`~syncmld.engine.store.PreconditionFailed`: a desktop program (khal,
   khard) edited the file since the engine looked, and its edit wins until the
   next sync.  (The check and the write are two steps; an edit landing between
   them is the one race this cannot see - vdirsyncer has the same window.)
-* The folder is created when missing, with a ``displayname`` file.
+* The folder is created when missing, with a ``displayname`` file and a
+  ``color`` file (``#RRGGBB``), which khal shows.
+
+Kinds (:data:`KINDS`): what a folder holds and how the items look on disk.
+
+============ ========== ================================================
+ kind         suffix     items
+============ ========== ================================================
+ contacts     ``.vcf``   one vCard 3.0 each (khard)
+ calendar     ``.ics``   a VCALENDAR with VEVENTs or VTODOs (khal + todoman)
+ events       ``.ics``   a VCALENDAR with VEVENTs (khal)
+ tasks        ``.ics``   a VCALENDAR with VTODOs (todoman)
+ notes        ``.ics``   a VCALENDAR with one VJOURNAL (memos)
+============ ========== ================================================
+
+Memos and notes are kept as iCalendar ``VJOURNAL`` items, the representation
+:mod:`syncmld.formats.notes` produces from a phone's ``text/plain`` or
+``text/x-vnote`` memo (``DESCRIPTION`` holds the whole text, ``SUMMARY`` its
+first line).  That keeps a notes collection a valid vdir that vdirsyncer can
+push to a CalDAV server (Evolution and Nextcloud keep memos as VJOURNAL).  A
+program that prefers a folder of plain ``.txt`` files can have one with
+``VdirStore(path, content_types=(TEXT_PLAIN,), suffix=".txt")``, or sync its
+own data through an :class:`~syncmld.agent.Agent` (see ``examples/sync_notes.py``).
+
+An ``.ics`` folder is often shared between tools: a store of kind ``events``
+leaves files holding only VTODOs alone (they are todoman's), and so on.
+A file that cannot be parsed as an item of its kind (not a single
+``BEGIN``/``END`` object, a line that is not a property) is skipped with one
+warning in the log per version of the file, never fatal for the sync; it is
+read again once it changes.  (The engine sees such a file as absent, so an
+item that was synced and then damaged by hand counts as deleted.)
 
 Files are read as UTF-8 (a byte-order mark is dropped); a file that is not
 valid UTF-8 is read as ISO-8859-1, the usual encoding of old vCard tools,
 with a warning in the log, rather than failing the whole sync.  Written
 files are always UTF-8.
-
-Notes (``.txt`` or iCalendar ``VJOURNAL`` files) are not supported yet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import logging
 import os
@@ -58,18 +89,48 @@ from syncmld.engine.store import (
 
 log = logging.getLogger(__name__)
 
-#: What a UID may consist of to become a file name (vdirsyncer's rule).
-_SAFE_UID = re.compile(r"[A-Za-z0-9_.+-]+")
+#: What a UID may consist of to become a file name (vdirsyncer's rule plus ``@``).
+_SAFE_UID = re.compile(r"[A-Za-z0-9@_.+-]+")
 #: Longest UID used as a file name (leaves room for the suffix and temp names).
 MAX_UID_NAME = 200
 _UID_LINE = re.compile(r"^UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _FOLD = re.compile(r"\r?\n[ \t]")
+#: A content line: an optionally grouped name, optional parameters, a colon.
+_PROPERTY = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)?(?:;[^:]*)?:")
+_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 #: Store kinds: the content types held and the file suffix.
 KINDS: dict[str, tuple[tuple[ContentType, ...], str]] = {
     "contacts": ((VCARD_30,), ".vcf"),
     "calendar": ((ICAL_20,), ".ics"),
+    "events": ((ICAL_20,), ".ics"),
+    "tasks": ((ICAL_20,), ".ics"),
+    "notes": ((ICAL_20,), ".ics"),
 }
+#: The iCalendar components an ``.ics`` item of each kind holds.
+COMPONENTS: dict[str, frozenset[str]] = {
+    "calendar": frozenset({"VEVENT", "VTODO"}),
+    "events": frozenset({"VEVENT"}),
+    "tasks": frozenset({"VTODO"}),
+    "notes": frozenset({"VJOURNAL"}),
+}
+#: The ``color`` written into a folder the store creates, by kind.
+DEFAULT_COLORS: dict[str, str] = {
+    "contacts": "#75507b",
+    "calendar": "#3465a4",
+    "events": "#3465a4",
+    "tasks": "#73d216",
+    "notes": "#c4a000",
+}
+_ANY_COMPONENT = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
+
+
+class _Verdict(enum.Enum):
+    """What :func:`check_item` thinks of a file."""
+
+    ITEM = "item"
+    FOREIGN = "foreign"  # a valid item of another kind sharing the folder
+    INVALID = "invalid"
 
 
 def etag_of(st: os.stat_result) -> str:
@@ -85,6 +146,73 @@ def uid_of(data: str) -> str | None:
     return m.group(1).strip() or None
 
 
+def check_item(text: str, suffix: str, components: frozenset[str] | None = None) -> str | None:
+    """Why ``text`` is not a well-formed item for a file ending in ``suffix``, or ``None``.
+
+    ``.vcf``: exactly one ``BEGIN:VCARD`` ... ``END:VCARD``; ``.ics``: exactly
+    one ``VCALENDAR`` holding at least one of ``components`` (default: VEVENT,
+    VTODO or VJOURNAL); other suffixes: any text.  Every unfolded line must be
+    a property (``NAME;PARAMS:value``) and ``BEGIN``/``END`` must nest.  The
+    check is structural only; property values are not validated.
+    """
+    verdict, reason = _judge(text, suffix, components or _ANY_COMPONENT)
+    if verdict is _Verdict.ITEM:
+        return None
+    return reason
+
+
+def _judge(text: str, suffix: str, components: frozenset[str]) -> tuple[_Verdict, str]:
+    suffix = suffix.lower()
+    if suffix == ".vcf":
+        top = "VCARD"
+    elif suffix == ".ics":
+        top = "VCALENDAR"
+    else:
+        return _Verdict.ITEM, ""
+    lines = [ln for ln in _FOLD.sub("", text).replace("\r", "").split("\n") if ln.strip()]
+    if not lines:
+        return _Verdict.INVALID, "empty file"
+    stack: list[str] = []
+    found: set[str] = set()
+    closed = False
+    for number, line in enumerate(lines, 1):
+        if closed:
+            return _Verdict.INVALID, f"line {number}: more than one item in the file"
+        if _PROPERTY.match(line) is None:
+            return _Verdict.INVALID, f"line {number}: not a property line"
+        name, _, value = line.partition(":")
+        name = name.split(";", 1)[0].upper()
+        value = value.strip().upper()
+        if name == "BEGIN":
+            if not stack and value != top:
+                return _Verdict.INVALID, f"line {number}: expected BEGIN:{top}"
+            if len(stack) == 1:
+                found.add(value)
+            stack.append(value)
+        elif name == "END":
+            if not stack or stack[-1] != value:
+                return _Verdict.INVALID, f"line {number}: END:{value} does not close a BEGIN"
+            stack.pop()
+            closed = not stack
+        elif not stack:
+            return _Verdict.INVALID, f"line {number}: a property outside BEGIN:{top}"
+    if stack:
+        return _Verdict.INVALID, f"END:{stack[-1]} is missing"
+    if top == "VCALENDAR" and not found & components:
+        if found & _ANY_COMPONENT:
+            return _Verdict.FOREIGN, "holds " + ", ".join(sorted(found & _ANY_COMPONENT))
+        return _Verdict.INVALID, "no VEVENT, VTODO or VJOURNAL in the VCALENDAR"
+    return _Verdict.ITEM, ""
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        log.warning("%s is not UTF-8; reading it as ISO-8859-1", path)
+        return raw.decode("iso-8859-1")
+
+
 class VdirStore(Store):
     """A vdir collection (one folder) as a :class:`~syncmld.engine.store.Store`.
 
@@ -92,16 +220,23 @@ class VdirStore(Store):
         path: the collection's folder; created (with parents) when missing.
         content_types: what the items are, preferred first (``(VCARD_30,)``).
         suffix: the item file suffix, with the dot (``".vcf"``).
+        components: for ``.ics`` items, the iCalendar components an item of
+            this store holds (default: VEVENT, VTODO and VJOURNAL); files
+            holding only others are left to the tools they belong to.
         display_name: written to the ``displayname`` file of a folder this
             store creates (default: the folder's name).
+        color: written to the ``color`` file of a folder this store creates
+            (``#RRGGBB``; default: none).
         read_only: refuse writes with :class:`~syncmld.engine.store.ReadOnlyStore`.
 
     Raises:
         StoreError: the folder cannot be created, or ``path`` is not a folder.
-        ValueError: ``suffix`` does not start with a dot.
+        ValueError: ``suffix`` does not start with a dot, or ``color`` is not
+            ``#RRGGBB``.
 
-    The store keeps no state in memory; it is safe to use from several
-    threads (each call works on the files alone).
+    The only state kept in memory is which file versions (by etag) were
+    found well-formed, so that :meth:`list` reads each version once; the
+    store is safe to use from several threads.
     """
 
     def __init__(
@@ -110,41 +245,69 @@ class VdirStore(Store):
         *,
         content_types: tuple[ContentType, ...],
         suffix: str,
+        components: frozenset[str] | None = None,
         display_name: str | None = None,
+        color: str | None = None,
         read_only: bool = False,
     ) -> None:
         if not suffix.startswith(".") or len(suffix) < 2 or "/" in suffix:
             raise ValueError(f"a vdir suffix looks like '.vcf', not {suffix!r}")
         if not content_types:
             raise ValueError("a store needs at least one content type")
+        if color is not None and not _COLOR.fullmatch(color):
+            raise ValueError(f"a vdir color looks like '#3465a4', not {color!r}")
         self.path = Path(path)
         self.content_types = content_types
         self.suffix = suffix.lower()
+        self.components = frozenset(c.upper() for c in components or _ANY_COMPONENT)
         self.read_only = read_only
-        self._create(display_name)
+        #: The :data:`KINDS` entry this store was made for (:meth:`of_kind`), else ``None``.
+        self.kind: str | None = None
+        #: file name -> (etag, verdict) of the versions list() has looked at.
+        self._seen: dict[str, tuple[str, _Verdict]] = {}
+        self._create(display_name, color)
 
     @classmethod
     def of_kind(
-        cls, path: str | os.PathLike[str], kind: str, *, display_name: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        kind: str,
+        *,
+        display_name: str | None = None,
+        color: str | None = None,
+        read_only: bool = False,
     ) -> VdirStore:
         """A store for one of :data:`KINDS` (``"contacts"``: vCard 3.0 in ``.vcf`` files,
-        ``"calendar"``: iCalendar 2.0 in ``.ics`` files).
+        ``"events"``: iCalendar 2.0 VEVENTs in ``.ics`` files, ...).
+
+        A folder it creates gets the kind's :data:`DEFAULT_COLORS` entry
+        unless ``color`` is given.
 
         Raises:
-            ValueError: an unknown kind.
+            ValueError: an unknown kind or a bad color.
             StoreError: see the class.
         """
         try:
             content_types, suffix = KINDS[kind]
         except KeyError:
             raise ValueError(f"unknown vdir kind {kind!r}") from None
-        return cls(path, content_types=content_types, suffix=suffix, display_name=display_name)
+        store = cls(
+            path,
+            content_types=content_types,
+            suffix=suffix,
+            components=COMPONENTS.get(kind),
+            display_name=display_name,
+            color=color or DEFAULT_COLORS.get(kind),
+            read_only=read_only,
+        )
+        store.kind = kind
+        return store
 
     def __repr__(self) -> str:
         return f"VdirStore({str(self.path)!r}, suffix={self.suffix!r})"
 
     # ------------------------------------------------------------ helpers
-    def _create(self, display_name: str | None) -> None:
+    def _create(self, display_name: str | None, color: str | None) -> None:
         if self.path.is_dir():
             return
         if self.path.exists():
@@ -153,6 +316,8 @@ class VdirStore(Store):
             self.path.mkdir(parents=True, exist_ok=True)
             name = display_name if display_name is not None else self.path.name
             (self.path / "displayname").write_text(name + "\n", encoding="utf-8")
+            if color is not None:
+                (self.path / "color").write_text(color + "\n", encoding="ascii")
         except OSError as exc:
             raise StoreError(f"cannot create {self.path}: {exc.strerror or exc}") from exc
 
@@ -293,7 +458,29 @@ class VdirStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         out.sort()
-        return out
+        listed = {name for name, _ in out}
+        for name in list(self._seen):  # a copy: other threads may list too
+            if name not in listed:
+                self._seen.pop(name, None)
+        return [(name, etag) for name, etag in out if self._verdict(name, etag) is _Verdict.ITEM]
+
+    def _verdict(self, name: str, etag: str) -> _Verdict:
+        """Whether the file version ``etag`` of ``name`` is one of our items (cached)."""
+        seen = self._seen.get(name)
+        if seen is not None and seen[0] == etag:
+            return seen[1]
+        path = self.path / name
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return _Verdict.INVALID  # gone meanwhile; not cached
+        verdict, reason = _judge(_decode(raw, path), self.suffix, self.components)
+        if verdict is _Verdict.INVALID:
+            log.warning("%s is skipped: not a valid item (%s)", path, reason)
+        elif verdict is _Verdict.FOREIGN:
+            log.debug("%s is left alone: it %s", path, reason)
+        self._seen[name] = (etag, verdict)
+        return verdict
 
     def get(self, item_id: str) -> tuple[str, str]:
         """``(text, etag)`` of one item.
@@ -313,12 +500,7 @@ class VdirStore(Store):
             raise ItemNotFound(item_id) from None
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            log.warning("%s is not UTF-8; reading it as ISO-8859-1", path)
-            text = raw.decode("iso-8859-1")
-        return text, etag_of(st)
+        return _decode(raw, path), etag_of(st)
 
     def add(self, data: str) -> tuple[str, str]:
         """Store a new item in a new file; returns ``(file name, etag)``.
@@ -375,4 +557,13 @@ class VdirStore(Store):
         self._sync_folder()
 
 
-__all__ = ["KINDS", "MAX_UID_NAME", "VdirStore", "etag_of", "uid_of"]
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_COLORS",
+    "KINDS",
+    "MAX_UID_NAME",
+    "VdirStore",
+    "check_item",
+    "etag_of",
+    "uid_of",
+]

@@ -34,10 +34,13 @@ systemd socket activation).  Every request is a POST of one SyncML message:
 * A session idle for longer than ``session_timeout`` is aborted: nothing is
   committed, the history records the failed run.  Finished sessions are kept
   as long, to answer resends, then dropped.
-* When a session finishes, its :class:`~syncmld.engine.session.SessionFinished`
+* Sessions are driven by a :class:`~syncmld.transports.runner.SessionRunner`:
+  when a session finishes, its :class:`~syncmld.engine.session.SessionFinished`
   is persisted in a worker thread: ``save_session(peer, run)`` when it
   carries a state, else ``record_run(run)``.  If saving fails, the client
   gets a 500 instead of our last message, so it does not commit either.
+  The runner's observer sees every engine event; its ``abort(key)`` cancels
+  a session (the client's next request gets 410).
 
 Client role
 -----------
@@ -54,7 +57,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import secrets
@@ -62,9 +64,9 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import ParamSpec, Self, TypeVar
+from typing import Self
 
 import aiohttp
 from aiohttp import web
@@ -77,6 +79,14 @@ from syncmld.errors import UserError
 from syncmld.protocol.codec import Encoding, decode_message, sniff
 from syncmld.protocol.errors import RemoteProtocolError
 from syncmld.state.repository import StateRepository
+from syncmld.transports.runner import (
+    ExchangeFailed,
+    Observer,
+    RunningSession,
+    SessionRunner,
+    in_thread,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,32 +110,8 @@ SYNCML_TYPES = frozenset(e.content_type for e in Encoding)
 _LENIENT_TYPES = frozenset({"text/xml", "application/xml", "application/octet-stream"})
 _READ_CHUNK = 64 * 1024
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-async def _in_thread(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a blocking call in a worker thread.
-
-    A cancelled caller still waits for the call to end before the
-    cancellation goes on: the engine must never run in two threads at once,
-    and the caller may want to abort the session afterwards.
-    """
-    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        while not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancellation is what matters now
-        raise
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+_in_thread = in_thread
+_one_line = one_line
 
 
 def _text(status: int, message: str, **headers: str) -> web.Response:
@@ -144,13 +130,19 @@ class _Session:
     """One HTTP-bound server session."""
 
     token: str
-    engine: ServerSession
+    run: RunningSession
     last_seen: float
     key: tuple[str, str] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_request: bytes | None = None
     closed: bool = False
-    recorded: bool = False
+
+    @property
+    def engine(self) -> ServerSession:
+        return self.run.engine
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        return self.run.lock
 
 
 class SyncmlHttpHandler:
@@ -166,6 +158,10 @@ class SyncmlHttpHandler:
         public_url: the URL clients reach the server by (behind a proxy);
             default: the URL of each first request.
         clock: the wall clock (session start times, history).
+        observer: told about every engine event (see :mod:`.runner`).
+        runner: drive the sessions with this runner (shared with other
+            transports) instead of a new one; ``config``, ``repository``,
+            ``clock`` and ``observer`` are then the runner's.
     """
 
     def __init__(
@@ -178,6 +174,8 @@ class SyncmlHttpHandler:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         public_url: str | None = None,
         clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
+        runner: SessionRunner | None = None,
     ) -> None:
         if session_timeout <= 0:
             raise ValueError(f"session_timeout must be positive, not {session_timeout}")
@@ -188,6 +186,7 @@ class SyncmlHttpHandler:
         self.max_sessions = max_sessions
         self.public_url = URL(public_url) if public_url else None
         self.clock = clock
+        self.runner = runner or SessionRunner(config, repository, observer=observer, clock=clock)
         self._sessions: dict[str, _Session] = {}
         self._by_key: dict[tuple[str, str], str] = {}
 
@@ -269,15 +268,9 @@ class SyncmlHttpHandler:
         token = secrets.token_urlsafe(18)
         base = self.public_url or request.url
         resp_uri = str(base.update_query({SESSION_PARAM: token}))
-        engine = ServerSession(
-            self.config,
-            load_peer=self.repository.load_peer,
-            now=self.clock(),
-            resp_uri=resp_uri,
-        )
-        sess = _Session(
-            token=token, engine=engine, last_seen=asyncio.get_running_loop().time(), key=key
-        )
+        run = self.runner.open(transport="http", resp_uri=resp_uri)
+        sess = _Session(token=token, run=run, last_seen=asyncio.get_running_loop().time(), key=key)
+        run.on_abort = lambda: self._forget(sess)  # cancelled: later requests get 404
         self._sessions[token] = sess
         self._by_key[key] = token
         log.debug("new session %s for %s (SessionID %s)", token, key[0], key[1])
@@ -292,30 +285,12 @@ class SyncmlHttpHandler:
             if engine.done and body != sess.last_request:
                 return _text(410, "this SyncML session is over")
             try:
-                reply = await _in_thread(engine.receive, body)
-            except RemoteProtocolError as exc:
-                # The engine ended the session; its failed run goes to the history.
-                await self._settle(sess)
+                reply = await self.runner.exchange(sess.run, body)
+            except ExchangeFailed as exc:
                 self._forget(sess)
-                return _text(400, f"cannot decode the SyncML message: {exc}")
-            except Exception as exc:
-                log.error(
-                    "session %s: internal error: %s",
-                    sess.token,
-                    exc,
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                engine.abort(
-                    f"internal error: {_one_line(str(exc)) or type(exc).__name__}", status=500
-                )
-                await self._settle(sess)
-                self._forget(sess)
-                return _text(500, "internal error; the session is over")
+                return _text(exc.status, exc.message)
             sess.last_request = body
             sess.last_seen = asyncio.get_running_loop().time()
-            if not await self._settle(sess):
-                self._forget(sess)
-                return _text(500, "the sync state could not be saved")
             return web.Response(
                 body=reply.data,
                 content_type=reply.content_type,
@@ -323,34 +298,6 @@ class SyncmlHttpHandler:
             )
 
     # ------------------------------------------------------------ the end
-    async def _settle(self, sess: _Session) -> bool:
-        """Persist the session's outcome once it has one; False if that failed."""
-        result = sess.engine.result
-        if result is None or sess.recorded:
-            return True
-        sess.recorded = True
-        run = dataclasses.replace(result.run, finished=self.clock())
-        try:
-            if result.peer is not None:
-                await _in_thread(self.repository.save_session, result.peer, run)
-            else:
-                await _in_thread(self.repository.record_run, run)
-        except Exception as exc:
-            log.error("session %s: cannot save the sync state: %s", sess.token, exc)
-            if result.peer is not None:
-                failed = dataclasses.replace(
-                    run, status=500, message=f"the sync state could not be saved: {exc}"
-                )
-                with contextlib.suppress(Exception):
-                    await _in_thread(self.repository.record_run, failed)
-            return False
-        log.info(
-            "session with %s finished: %s",
-            run.dev_id or "?",
-            "ok" if run.status == 200 else f"{run.status} {run.message}",
-        )
-        return True
-
     def _forget(self, sess: _Session) -> None:
         sess.closed = True
         self._sessions.pop(sess.token, None)
@@ -363,10 +310,8 @@ class SyncmlHttpHandler:
             if sess.closed:
                 return
             sess.closed = True  # requests waiting for the lock get a 404
-            if not sess.engine.done:
-                sess.engine.abort(reason)
             try:
-                await self._settle(sess)
+                await self.runner.finish(sess.run, reason)
             finally:
                 self._forget(sess)
 
@@ -427,6 +372,8 @@ def make_app(
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     public_url: str | None = None,
     clock: Callable[[], float] = time.time,
+    observer: Observer | None = None,
+    runner: SessionRunner | None = None,
 ) -> web.Application:
     """An aiohttp application serving SyncML clients on every path.
 
@@ -442,6 +389,8 @@ def make_app(
         max_sessions=max_sessions,
         public_url=public_url,
         clock=clock,
+        observer=observer,
+        runner=runner,
     )
     # aiohttp's own body limit stays out of the way: the handler counts itself.
     app = web.Application(client_max_size=max_request_size + 1)
@@ -460,6 +409,8 @@ class HttpServer:
         sock: an already-bound listening socket (systemd socket activation).
         ssl_context: serve HTTPS with this context (default: plain HTTP).
         shutdown_timeout: seconds :meth:`stop` waits for requests in progress.
+        observer: if given, becomes the observer of the application's
+            session runner (see :mod:`.runner`).
 
     Use ``async with HttpServer(app) as server:`` or :meth:`start`/:meth:`stop`.
     """
@@ -473,8 +424,11 @@ class HttpServer:
         sock: socket.socket | None = None,
         ssl_context: ssl.SSLContext | None = None,
         shutdown_timeout: float = 10.0,
+        observer: Observer | None = None,
     ) -> None:
         self.app = app
+        if observer is not None and HANDLER_KEY in app:
+            app[HANDLER_KEY].runner.observer = observer
         self.host = host
         self.port = port
         self.sock = sock

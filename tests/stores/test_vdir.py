@@ -17,7 +17,7 @@ from syncmld.engine.store import (
     ReadOnlyStore,
     StoreError,
 )
-from syncmld.stores.vdir import VdirStore, etag_of, uid_of
+from syncmld.stores.vdir import DEFAULT_COLORS, VdirStore, check_item, etag_of, uid_of
 
 
 def vcard(uid: str | None, name: str = "Doe", extra: str = "") -> str:
@@ -94,7 +94,7 @@ def test_bytes_on_disk_are_utf8_and_unchanged(store: VdirStore, folder: Path) ->
 
 
 def test_file_name_from_uid(store: VdirStore) -> None:
-    for uid in ("simple", "with.dots_and-dashes+plus", "A1B2C3"):
+    for uid in ("simple", "with.dots_and-dashes+plus", "A1B2C3", "x@example.org"):
         item_id, _ = store.add(vcard(uid))
         assert item_id == uid + ".vcf"
 
@@ -306,11 +306,77 @@ def test_calendar_kind(tmp_path: Path) -> None:
         "DTSTART:20240102T100000Z\r\nSUMMARY:Meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
     item_id, _ = store.add(event)
-    # "@" is not among the safe characters: a UUID name.
-    assert item_id.endswith(".ics") and len(item_id) == 36 + 4
+    # "@" is among the safe characters (the usual form of calendar UIDs).
+    assert item_id == "event-1@example.org.ics"
     assert store.get(item_id)[0] == event
+    assert (tmp_path / "cal" / "color").read_text() == DEFAULT_COLORS["calendar"] + "\n"
     with pytest.raises(ValueError):
-        VdirStore.of_kind(tmp_path / "n", "notes")
+        VdirStore.of_kind(tmp_path / "n", "memos")
+
+
+def calendar(*components: str) -> str:
+    body = "".join(
+        f"BEGIN:{c}\r\nUID:{c.lower()}-1\r\nDTSTAMP:20240101T000000Z\r\n"
+        f"SUMMARY:{c} item\r\nEND:{c}\r\n"
+        for c in components
+    )
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n{body}END:VCALENDAR\r\n"
+
+
+def test_kinds_share_an_ics_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    events = VdirStore.of_kind(folder, "events", color="#112233")
+    tasks = VdirStore.of_kind(folder, "tasks")
+    notes = VdirStore.of_kind(folder, "notes")
+    every = VdirStore.of_kind(folder, "calendar")
+    assert (folder / "color").read_text() == "#112233\n"
+    e, _ = events.add(calendar("VEVENT"))
+    t, _ = tasks.add(calendar("VTODO"))
+    n, _ = notes.add(calendar("VJOURNAL"))
+    assert [i for i, _ in events.list()] == [e]
+    assert [i for i, _ in tasks.list()] == [t]
+    assert [i for i, _ in notes.list()] == [n]
+    assert sorted(i for i, _ in every.list()) == sorted([e, t])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "garbage\n",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:x\r\n",  # END missing
+        "BEGIN:VCARD\r\nFN:a\r\nEND:VCARD\r\nBEGIN:VCARD\r\nFN:b\r\nEND:VCARD\r\n",
+        "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",  # wrong object for .vcf
+        "BEGIN:VCARD\r\nthis is no property\r\nEND:VCARD\r\n",
+        "BEGIN:VCARD\r\nEND:VCALENDAR\r\n",
+    ],
+)
+def test_invalid_file_is_skipped_with_a_warning(
+    store: VdirStore, folder: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, etag = store.add(vcard("good"))
+    (folder / "broken.vcf").write_text(text, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="syncmld.stores.vdir"):
+        assert list(store.list()) == [(good, etag)]
+        assert list(store.list()) == [(good, etag)]
+    warnings = [r for r in caplog.records if "broken.vcf" in r.getMessage()]
+    assert len(warnings) == 1  # once per version of the file
+    assert check_item(text, ".vcf") is not None
+    # Repaired, it is an item again.
+    bump(folder / "broken.vcf", vcard("repaired"))
+    assert sorted(i for i, _ in store.list()) == ["broken.vcf", good]
+
+
+def test_check_item_accepts_real_items() -> None:
+    assert check_item(vcard("x", extra="item1.EMAIL;TYPE=INTERNET:a@b.c\r\n"), ".vcf") is None
+    assert check_item(calendar("VEVENT", "VTIMEZONE"), ".ics") is None
+    assert check_item(calendar("VTODO"), ".ics", frozenset({"VEVENT"})) is not None
+    assert check_item("anything at all", ".txt") is None
+
+
+def test_bad_color(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        VdirStore.of_kind(tmp_path / "c", "events", color="blue")
 
 
 def test_bad_suffix(tmp_path: Path) -> None:
