@@ -12,11 +12,17 @@ directory; then
 Each run prints one line ending in ``items_per_s=... peak_rss_mb=...``.
 Peak RSS is the process's high-water mark (``ru_maxrss``); run one N per
 process (the default) for a per-N figure.
+
+``--tracemalloc`` traces Python allocations (slower; the speed figures then
+mean little) and, for each sync, prints the traced peak and the largest
+allocation sites still alive once the last message is handled, while both
+sessions still exist and before the states are saved.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import resource
@@ -24,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 from syncmld.engine.client import ClientConfig, ClientSession, ClientStore
@@ -75,8 +83,12 @@ def sync(
     now: float,
     encoding: Encoding,
     mode: SyncMode,
+    before_save: Callable[[], None] | None = None,
 ) -> tuple[int, int]:
-    """One session with states loaded and committed; returns (messages, bytes)."""
+    """One session with states loaded and committed; returns (messages, bytes).
+
+    ``before_save`` is called after the last message, before the states are saved.
+    """
     server = ServerSession(
         ServerConfig(datastores=(Datastore(name="contacts", store=server_store),)),
         load_peer=server_db.load_peer,
@@ -108,6 +120,8 @@ def sync(
         data = result.data
     assert server.result is not None and server.result.peer is not None, server.result
     assert client.result is not None and client.result.peer is not None, client.result
+    if before_save is not None:
+        before_save()
     server_db.save_session(server.result.peer, server.result.run)
     client_db.save_session(client.result.peer, client.result.run)
     return messages, volume
@@ -118,8 +132,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(items: int, encoding: Encoding) -> None:
-    """Benchmark one N and print its lines."""
+def print_allocations(label: str, top: int = 15) -> None:
+    """The traced peak and the largest live allocation sites (``--tracemalloc``)."""
+    current, peak = tracemalloc.get_traced_memory()
+    print(f"  {label}: traced now {current / 1e6:.1f} MB, peak {peak / 1e6:.1f} MB")
+    for stat in tracemalloc.take_snapshot().statistics("lineno")[:top]:
+        frame = stat.traceback[0]
+        print(f"    {stat.size / 1e6:6.2f} MB {stat.count:7d} x  {frame.filename}:{frame.lineno}")
+
+
+def run(items: int, encoding: Encoding, *, trace: bool = False) -> None:
+    """Benchmark one N and print its lines (``trace``: see ``--tracemalloc``)."""
     rng = random.Random(items)
     client_store = MemoryStore((contact(rng, i) for i in range(items)), content_types=(VCARD_30,))
     server_store = MemoryStore(content_types=(VCARD_30,))
@@ -132,6 +155,8 @@ def run(items: int, encoding: Encoding) -> None:
                 ("slow", SyncMode.SLOW, 1_700_000_000.0),
                 ("nochange", SyncMode.TWO_WAY, 1_700_000_600.0),
             ):
+                if trace:
+                    tracemalloc.start()
                 start = time.perf_counter()
                 cpu = time.process_time()
                 messages, volume = sync(
@@ -142,6 +167,7 @@ def run(items: int, encoding: Encoding) -> None:
                     now=now,
                     encoding=encoding,
                     mode=mode,
+                    before_save=functools.partial(print_allocations, label) if trace else None,
                 )
                 wall = time.perf_counter() - start
                 cpu = time.process_time() - cpu
@@ -159,18 +185,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, action="append", help="N (repeatable)")
     parser.add_argument("--xml", action="store_true", help="XML instead of WBXML")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="print the largest live allocations"
+    )
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = args.items or [1000, 20000]
     encoding = Encoding.XML if args.xml else Encoding.WBXML
     if args.in_process or len(sizes) == 1:
         for n in sizes:
-            run(n, encoding)
+            run(n, encoding, trace=args.tracemalloc)
         return 0
     for n in sizes:
         cmd = [sys.executable, __file__, "--items", str(n), "--in-process"]
         if args.xml:
             cmd.append("--xml")
+        if args.tracemalloc:
+            cmd.append("--tracemalloc")
         subprocess.run(cmd, check=True, env=os.environ)
     return 0
 

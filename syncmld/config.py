@@ -98,6 +98,7 @@ from syncmld.transports.http import (
 from syncmld.transports.obex import DEFAULT_IDLE_TIMEOUT, DEFAULT_OBEX_PORT
 
 if TYPE_CHECKING:
+    from syncmld.engine.items import ItemCodec
     from syncmld.engine.store import ContentType
     from syncmld.formats.codec import FormatCodec
     from syncmld.protocol.devinf import DevInf
@@ -229,10 +230,21 @@ class StoreConfig:
             self.path, self.kind, display_name=self.display_name or self.name, color=self.color
         )
 
-    def datastore(self, store: Store) -> Datastore:
-        """The engine's view of this store."""
+    def datastore(self, store: Store, *, defer_codec: bool = False) -> Datastore:
+        """The engine's view of this store.
+
+        ``defer_codec``: make the format codec when a session first uses it
+        (the converters are not imported before).
+        """
         # Built-in stores hold desktop formats: convert what peers speak.
-        codec = _DeferredCodec(self.kind) if self.type in ("vdir", "memory") else None
+        codec: ItemCodec | None = None
+        if self.type in ("vdir", "memory"):
+            if defer_codec:
+                codec = _DeferredCodec(self.kind)
+            else:
+                from syncmld.formats.codec import FormatCodec  # noqa: PLC0415
+
+                codec = FormatCodec(self.kind)
         return Datastore(
             name=self.name,
             store=store,
@@ -430,10 +442,18 @@ class Config:
                 f"{self.source}: no server named {name!r} (defined: {known})"
             ) from None
 
-    def server_config(self, stores: Mapping[str, Store]) -> ServerConfig:
-        """The engine configuration of the server role, offering ``stores`` (by name)."""
+    def server_config(
+        self, stores: Mapping[str, Store], *, defer_codecs: bool = False
+    ) -> ServerConfig:
+        """The engine configuration of the server role, offering ``stores`` (by name).
+
+        ``defer_codecs``: see :meth:`StoreConfig.datastore`.
+        """
         return ServerConfig(
-            datastores=tuple(self.stores[name].datastore(s) for name, s in stores.items()),
+            datastores=tuple(
+                self.stores[name].datastore(s, defer_codec=defer_codecs)
+                for name, s in stores.items()
+            ),
             auth=AuthMode(self.http.auth),
             passwords=dict(self.accounts),
         )

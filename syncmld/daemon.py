@@ -356,7 +356,9 @@ class Daemon:
         for name, sc in self.config.stores.items():
             self.stores[name] = sc.open()
         self.runner = SessionRunner(
-            self.config.server_config(self.stores), self.repository, observer=self._observe
+            self.config.server_config(self.stores, defer_codecs=True),
+            self.repository,
+            observer=self._observe,
         )
         self._make_peers()
         await in_thread(self._load_last_runs)

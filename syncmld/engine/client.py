@@ -40,9 +40,10 @@ exchanged, it keeps the rows of what was exchanged and, per datastore, the
 mode then in force and our ``Next`` anchor, which names the session.  The
 next session alerts 225 for such a datastore, with that anchor as ``Last``
 (to a 1.2 server, when the caller asks for a two-way or the same sync); a
-server that answers with its own Alert 225 continues from the saved
-rows, anything else (508, 509, 406, another mode) is a normal sync decided by
-the anchors as usual.
+server that accepts the 225 (Status 200, its own Alert naming the saved
+mode, or 225 as older builds of syncmld send) continues from the saved rows;
+anything else (508, 509, 406, another mode) is a normal sync decided by the
+anchors as usual.
 
 Robustness: an Add from the server whose content equals a local item that
 the server does not know yet (the item came from the server in a session
@@ -67,8 +68,12 @@ from syncmld.engine.common import (
     gc_paused,
     item_text,
     package_open,
+    read_items,
+    set_aside,
     size_matches,
     status_for,
+    to_read,
+    unreadable_message,
 )
 from syncmld.engine.decide import detect_local_changes
 from syncmld.engine.items import ItemCodec, bind_codec, content_types
@@ -87,7 +92,14 @@ from syncmld.engine.session import (
     anchor_for,
 )
 from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, StoreCounts
-from syncmld.engine.store import ContentType, ItemNotFound, PreconditionFailed, Store, StoreError
+from syncmld.engine.store import (
+    ContentType,
+    ItemNotFound,
+    ItemUnreadable,
+    PreconditionFailed,
+    Store,
+    StoreError,
+)
 from syncmld.protocol import auth
 from syncmld.protocol.codec import Encoding, decode_message, encode_message, sniff
 from syncmld.protocol.codes import (
@@ -214,6 +226,8 @@ class _Store:
         self.server_next: str | None = None
         self.status = 200
         self.message = ""
+        #: Which items the store could not read (see ItemUnreadable), for the run.
+        self.unreadable = ""
         self.tally: dict[str, int] = {}
         self.remote_uri = cs.remote_uri
         self.maps: list[MapItem] = []
@@ -236,7 +250,7 @@ class _Store:
             remote_uri=self.remote_uri,
             mode=self.mode,
             status=self.status,
-            message=self.message,
+            message="; ".join(m for m in (self.unreadable, self.message) if m),
             **self.tally,
         )
 
@@ -613,8 +627,15 @@ class ClientSession:
                 code - 6 if 206 <= code <= 210 and code != 206 else (200 if code == 206 else code)
             )
             status = StatusCode.OK
-            if code == AlertCode.RESUME and store.resume_of is not None:
-                # The server continues the suspended session from the saved rows.
+            if store.resume_of is not None and code in (
+                AlertCode.RESUME,
+                store.resume_of,
+                _RESUMED_MODES[store.resume_of],
+            ):
+                # The server accepted our 225 (a refusal's status came first
+                # and cleared resume_of) and alerts the saved mode, or 225
+                # (older syncmld): it continues the suspended session from
+                # the saved rows.
                 base = _RESUMED_MODES[store.resume_of]
             elif base in (200, 202, 204):
                 store.resume_of = None
@@ -792,6 +813,8 @@ class ClientSession:
             text, etag = store.ds.store.get(local_id)
         except ItemNotFound:
             return False
+        except ItemUnreadable:
+            return True  # a damaged item is not overwritten
         return not (row.etag and row.etag == etag) and store.codec.digest(text) != row.digest
 
     def _unmapped_match(self, store: _Store, data: str, digest: str) -> str | None:
@@ -799,9 +822,8 @@ class ClientSession:
         if not hasattr(store, "_unmapped"):
             listing = dict(store.ds.store.list())
             unmapped: dict[str, str] = {}
-            for item_id, text, _ in store.ds.store.get_many(
-                i for i in listing if i not in store.items
-            ):
+            fresh = read_items(store.ds.store, [i for i in listing if i not in store.items])[0]
+            for item_id, (text, _) in fresh.items():
                 unmapped.setdefault(store.codec.digest(text), item_id)
                 uid = store.codec.uid(text)
                 if uid:
@@ -897,20 +919,27 @@ class ClientSession:
         listing = dict(local.list())
         accepted = self._accepted(store)
         slow = store.mode in (AlertCode.SLOW_SYNC, AlertCode.REFRESH_FROM_CLIENT)
+        # Everything read below, at once; an item the store cannot read is
+        # left alone this session (set_aside): not sent, not deleted.
+        texts, unreadable = read_items(local, to_read(listing, store.items, everything=slow))
+        set_aside(listing, store.items, unreadable)
+        if unreadable:
+            store.unreadable = unreadable_message(unreadable)
         if slow:
-            adds, replaces, deletes = [], list(listing), []
+            adds, replaces, deletes = [], [i for i in listing if i not in unreadable], []
             # A slow sync pairs everything afresh and never deletes: rows of
             # items gone since would outlive it and send a Delete (or trip
             # the guard on an empty store) at every later sync.
             for item_id in [i for i in store.items if i not in listing]:
                 del store.items[item_id]
         else:
-            cache: dict[str, str] = {}
 
             def digest_of(item_id: str) -> str:
-                text, _ = local.get(item_id)
-                cache[item_id] = text
-                return store.codec.digest(text)
+                if item_id in unreadable:
+                    return store.items[item_id].digest
+                if item_id not in texts:
+                    texts[item_id] = local.get(item_id)
+                return store.codec.digest(texts[item_id][0])
 
             ch = detect_local_changes(store.items, listing, digest_of)
             for item_id, etag in ch.refreshed.items():
@@ -933,7 +962,8 @@ class ClientSession:
                 store.status = StatusCode.SESSION_CANCELLED
                 store.message = reason
                 return
-        texts = {i: (t, e) for i, t, e in local.get_many([*adds, *replaces])}
+        missing = [i for i in (*adds, *replaces) if i not in texts]
+        texts.update(read_items(local, missing)[0])
         for kind, ids in (("Add", adds), ("Replace", replaces)):
             for item_id in ids:
                 found = texts.get(item_id)

@@ -6,9 +6,11 @@ import base64
 import binascii
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from syncmld.engine.state import ItemState
+from syncmld.engine.store import ItemNotFound, ItemUnreadable, Store
 from syncmld.protocol.errors import RemoteProtocolError
 from syncmld.protocol.model import (
     Alert,
@@ -164,3 +166,67 @@ def size_matches(text: str, size: int) -> bool:
         return True
     bare_lf = text.count("\n") - text.count("\r\n")
     return n + bare_lf == size
+
+
+def read_items(
+    store: Store, ids: Sequence[str]
+) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Read ``ids``: ``({id: (text, etag)}, {id: why it is unreadable})``.
+
+    Missing ids are left out.  The items are read in one ``get_many``; when
+    one of them is unreadable (:class:`~syncmld.engine.store.ItemUnreadable`)
+    they are read again one by one, so that only that one is set aside.
+    """
+    texts: dict[str, tuple[str, str]] = {}
+    unreadable: dict[str, str] = {}
+    try:
+        for item_id, text, etag in store.get_many(ids):
+            texts[item_id] = (text, etag)
+    except ItemUnreadable:
+        texts.clear()
+        for item_id in ids:
+            try:
+                texts[item_id] = store.get(item_id)
+            except ItemNotFound:
+                continue
+            except ItemUnreadable as exc:
+                unreadable[item_id] = str(exc) or item_id
+    return texts, unreadable
+
+
+def set_aside(
+    listing: dict[str, str], known: Mapping[str, ItemState], unreadable: Iterable[str]
+) -> None:
+    """Take unreadable items out of this session's view of the store.
+
+    An item with a row looks unchanged (its listing etag becomes the row's),
+    so it is neither sent as changed nor as deleted and its row stays; an
+    item never synced is not listed at all.
+    """
+    for item_id in unreadable:
+        row = known.get(item_id)
+        if row is None:
+            listing.pop(item_id, None)
+        else:
+            listing[item_id] = row.etag
+
+
+def unreadable_message(unreadable: Mapping[str, str]) -> str:
+    """``"1 item could not be read: contacts/x.vcf: ..."`` for the run's counts."""
+    n = len(unreadable)
+    what = "1 item" if n == 1 else f"{n} items"
+    return f"{what} could not be read: " + "; ".join(sorted(unreadable.values()))
+
+
+def to_read(
+    listing: Mapping[str, str], known: Mapping[str, ItemState], *, everything: bool
+) -> list[str]:
+    """The ids a change detection reads: all, or those new or with a new (or unknown) etag."""
+    if everything:
+        return list(listing)
+    out = []
+    for item_id, etag in listing.items():
+        row = known.get(item_id)
+        if row is None or not row.etag or row.etag != etag:
+            out.append(item_id)
+    return out

@@ -89,7 +89,9 @@ Modes (:class:`Direction`, relative to us)
 ``SLOW``
     The peer sends every item; deletions are never inferred.  Each remote
     item is paired with a not yet paired local item: first exact copies
-    (equal digest, compatible UID) across all remote items, then equal
+    (equal digest, compatible UID, the mapped item preferred) across all
+    remote items, then the item the existing mapping names (the row with
+    that remote id, compatible UID), then equal
     non-empty UID, then "the peer's item still holds exactly what we agreed
     on with this remote id" (the base), so an item edited on the desktop
     since an interrupted session is not duplicated.  Paired -> Link, plus the
@@ -883,8 +885,16 @@ class Planner:
     def _match(self, changes: Iterable[RemoteChange]) -> dict[str, _Candidate]:
         """Pair remote items with free local ones, one key after the other over all items."""
         m = self._matcher
+        passes: tuple[Callable[[RemoteChange], str | None], ...]
         if self.direction is Direction.REFRESH_FROM_REMOTE:
             passes = (m.known_id, m.exact, m.uid)
+        elif self.direction is Direction.SLOW:
+            # Exact copies first (equal sides never write, whatever stale
+            # rows say), then the existing mapping, before UID and base: a
+            # peer that drops UIDs on the wire (SyncEvolution's vCard
+            # profile) and sends a slightly different copy would otherwise
+            # get a duplicate.
+            passes = (m.exact, m.known_id, m.uid, m.base)
         else:
             passes = (m.exact, m.uid, m.base)
         todo = list(changes)

@@ -89,6 +89,9 @@ class OutChange:
     content_type: str | None = None
     #: Characters of ``data`` already sent as large-object chunks.
     sent: int = 0
+    #: ``data`` is base64 (``Meta/Format b64`` on the item); chunks are cut
+    #: at multiples of four characters, so each one decodes on its own.
+    b64: bool = False
 
 
 @dataclass(slots=True)
@@ -385,6 +388,8 @@ class Outbox:
             ) + self._overhead() * 3 <= limit // 2:
                 break
             piece = self._cut(remaining, free)
+            if ch.b64 and len(piece) < len(remaining):
+                piece = piece[: len(piece) - len(piece) % 4]
             if not piece:
                 break
             cmd = self._change_command(ch, next_id(), piece, more=True)
@@ -424,9 +429,10 @@ class Outbox:
         self, ch: OutChange, cmd_id: int, data: str | None, *, more: bool
     ) -> Command:
         first_chunk = ch.sent == 0
-        item_meta = None
+        fmt = "b64" if ch.b64 and data is not None else None
+        item_meta = Meta(format=fmt) if fmt else None
         if more and first_chunk and ch.data is not None:
-            item_meta = Meta(size=len(ch.data.encode("utf-8")))
+            item_meta = Meta(size=len(ch.data.encode("utf-8")), format=fmt)
         item = Item(
             target=Location(uri=ch.target) if ch.target is not None else None,
             source=Location(uri=ch.source) if ch.source is not None else None,

@@ -52,7 +52,10 @@ off once the client's package has begun keeps, per datastore, the rows of
 the items already exchanged (a slow sync only the rows it wrote itself) and
 the alert code in force and the client's ``Next`` anchor, which names the
 session (:attr:`~syncmld.engine.state.PairState.resume_mode`).  An Alert 225
-whose ``Last`` names that session is answered 200 and our own Alert 225; the datastore then
+whose ``Last`` names that session (our client) or the committed anchor it
+started from (SyncEvolution) is answered 200, and our own Alert carries
+the saved mode (200, 201 or the one-way code: SyncEvolution refuses a 225
+from the server); the datastore then
 runs as a two-way (or the same one-way) sync relative to those rows, so only
 what was not exchanged goes either way, and unrowed items are matched as in
 a slow sync.  A 225 with nothing to resume gets 508 and a slow sync (406
@@ -61,11 +64,13 @@ before SyncML 1.2).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import enum
 import hmac
 import itertools
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -75,8 +80,12 @@ from syncmld.engine.common import (
     gc_paused,
     item_text,
     package_open,
+    read_items,
+    set_aside,
     size_matches,
     status_for,
+    to_read,
+    unreadable_message,
 )
 from syncmld.engine.decide import (
     ChangeKind,
@@ -255,6 +264,10 @@ class _Store:
         self.tally: dict[str, int] = {}
         self.status = 200
         self.message = ""
+        #: Which items the store could not read (see ItemUnreadable), for the run.
+        self.unreadable = ""
+        #: The client sent an item with ``Meta/Format b64``: ours go so too.
+        self.peer_b64 = False
         self.chunk: Chunk | None = None
         self.received = 0
         self.expected: int | None = None
@@ -292,7 +305,7 @@ class _Store:
             remote_uri=self.remote_uri,
             mode=self.mode,
             status=self.status,
-            message=self.message,
+            message="; ".join(m for m in (self.unreadable, self.message) if m),
             **self.tally,
         )
 
@@ -347,6 +360,8 @@ class ServerSession:
         self._msg_ids = itertools.count(1)
         self._stores: dict[str, _Store] = {}
         self._outbox: Outbox | None = None
+        #: The quirk table's message size cap for the bound device, if any.
+        self._msg_cap: int | None = None
         self._sent: dict[tuple[int, int], SentCommand] = {}
         self._last_request: bytes | None = None
         self._last_reply: Reply | None = None
@@ -421,7 +436,12 @@ class ServerSession:
         for st in self._stores.values():
             if st.planner is None or st.status != 200 or st.mode in (203, 205):
                 continue
-            resumable = self.version == "1.2" and st.synced
+            # The client keeps resume markers as soon as it has our Alert, so
+            # we keep them from the moment the Alert exists: a client that
+            # alerts 225 for a session we cannot resume gets a slow sync,
+            # which brings back items deleted since.  A slow sync that never
+            # got the client's Sync keeps nothing (its rows are rebuilt).
+            resumable = self.version == "1.2" and (st.synced or st.mode != 201)
             old = dict(st.pair.items) if st.pair is not None else {}
             if st.mode == 201:
                 if not resumable:
@@ -545,7 +565,7 @@ class ServerSession:
             if known is not None:
                 self._outbox.large_objects = _takes_large_objects(known, self.version)
         elif hdr.meta and hdr.meta.max_msg_size:
-            self._outbox.max_msg_size = hdr.meta.max_msg_size
+            self._outbox.max_msg_size = min(hdr.meta.max_msg_size, self._msg_cap or sys.maxsize)
         self._outbox.encoding = self.encoding
 
         # --- authentication ---
@@ -701,6 +721,7 @@ class ServerSession:
                 self._peer_devinf = it.data
                 for st in self._stores.values():  # a DevInf that came after the Alerts
                     st.codec = bind_codec(st.ds.item_codec(), it.data, st.remote_uri)
+                    self._cap_messages(st.codec)
                 if self._outbox is not None:
                     self._outbox.large_objects = _takes_large_objects(it.data, self.version)
                 return True
@@ -849,9 +870,12 @@ class ServerSession:
         self._outbox.put(
             Alert(
                 cmd_id=0,
-                # A resumed datastore is alerted 225: the client goes on
-                # from its own saved state instead of checking anchors.
-                data=AlertCode.RESUME if resume_of is not None else mode,
+                # A resumed datastore is alerted with the mode of the
+                # suspended session, not 225: libsynthesis (SyncEvolution)
+                # answers an Alert 225 from the server with 400 "sync type
+                # not supported" and aborts.  The 200 on its Alert 225 tells
+                # the client that the session is resumed.
+                data=resume_of if resume_of is not None else mode,
                 items=(
                     Item(
                         target=Location(uri=their_uri),
@@ -883,10 +907,27 @@ class ServerSession:
             or pair.remote_uri != their_uri
             or pair.resume_mode not in _RESUMED_MODES
             or not pair.resume_anchor
-            or pair.resume_anchor != (last or "")
+            # Our client sends the suspended session's Next as Last;
+            # SyncEvolution (libsynthesis) sends its last committed anchor,
+            # the one the suspended session started from.
+            or (last or "") not in (pair.resume_anchor, pair.remote_anchor or pair.resume_anchor)
         ):
             return None
         return pair.resume_mode
+
+    def _cap_messages(self, codec: object) -> None:
+        """Cap our messages at the device's size from the quirk table, if any.
+
+        Sony Ericsson phones (T610, K700i) announce no MaxMsgSize, or a larger
+        one than they handle, and drop the connection on a bigger message;
+        the codec knows their real limit (:attr:`FormatCodec.max_msg_size`).
+        """
+        cap = getattr(codec, "max_msg_size", None)
+        if not isinstance(cap, int) or cap <= 0:
+            return
+        self._msg_cap = min(cap, self._msg_cap or cap)
+        if self._outbox is not None:
+            self._outbox.max_msg_size = min(self._outbox.max_msg_size, self._msg_cap)
 
     def _peer_datastore(self, uri: str) -> DataStore | None:
         devinf = self._peer_devinf or (self.peer.devinf if self.peer else None)
@@ -897,25 +938,38 @@ class ServerSession:
         store = st.ds.store
         devinf = self._peer_devinf or (self.peer.devinf if self.peer else None)
         st.codec = bind_codec(st.ds.item_codec(), devinf, st.remote_uri)
+        self._cap_messages(st.codec)
         listing = dict(store.list())
         known = st.items
-        cache: dict[str, str] = {}
-
-        def digest_of(local_id: str) -> str:
-            data, _ = store.get(local_id)
-            cache[local_id] = data
-            return st.codec.digest(data)
-
-        changes = detect_local_changes(known, listing, digest_of)
         needs_all = st.direction in (
             Direction.SLOW,
             Direction.REFRESH_FROM_REMOTE,
             Direction.REFRESH_FROM_LOCAL,
         )
+        # Everything change detection and planning read, at once; an item
+        # the store cannot read is left alone this session (set_aside).
+        texts, unreadable = read_items(store, to_read(listing, known, everything=needs_all))
+        set_aside(listing, known, unreadable)
+        if unreadable:
+            st.unreadable = unreadable_message(unreadable)
+        cache: dict[str, str] = {}
+        for item_id, (data, etag) in texts.items():
+            cache[item_id] = data
+            if item_id in listing:
+                listing[item_id] = etag
+
+        def digest_of(local_id: str) -> str:
+            if local_id in unreadable:
+                return known[local_id].digest
+            if local_id not in cache:
+                cache[local_id], _ = store.get(local_id)
+            return st.codec.digest(cache[local_id])
+
+        changes = detect_local_changes(known, listing, digest_of)
         wanted = list(listing) if needs_all else [*changes.added, *changes.modified]
         local: dict[str, LocalItem] = {}
-        missing = [i for i in wanted if i not in cache]
-        for item_id, data, etag in store.get_many(missing):
+        missing = [i for i in wanted if i not in cache and i not in unreadable]
+        for item_id, (data, etag) in read_items(store, missing)[0].items():
             cache[item_id] = data
             listing[item_id] = etag
         for item_id in wanted:
@@ -1003,6 +1057,9 @@ class ServerSession:
             text = item_text(item, sub.meta)
         except RemoteProtocolError as exc:
             return None, self._status(msg, sub, exc.status, source=remote_id)
+        if not st.peer_b64 and _is_b64(item, sub.meta):
+            # Funambol clients send SIF items base64-encoded and expect ours so.
+            st.peer_b64 = True
         # Large objects: collect chunks until the last one.
         if item.more_data or st.chunk is not None:
             if st.chunk is None:
@@ -1178,9 +1235,12 @@ class ServerSession:
             st.message = f"item {action.local_id} not sent: {exc}"
             return
         guid = st.guid_for(action.local_id)
+        b64 = st.peer_b64
+        if b64:
+            text = base64.b64encode(text.encode("utf-8")).decode("ascii")
         if isinstance(action, RemoteAdd):
             out.changes.append(
-                OutChange("Add", tag, source=guid, data=text, content_type=ctype.mime)
+                OutChange("Add", tag, source=guid, data=text, content_type=ctype.mime, b64=b64)
             )
         else:
             out.changes.append(
@@ -1191,6 +1251,7 @@ class ServerSession:
                     source=guid,
                     data=text,
                     content_type=ctype.mime,
+                    b64=b64,
                 )
             )
 
@@ -1445,3 +1506,11 @@ def notification(
 
 #: MIME type of a DS 1.2 notification.
 SAN_CONTENT_TYPE = "application/vnd.syncml.ds.notification"
+
+
+def _is_b64(item: Item, meta: Meta | None) -> bool:
+    """Whether an incoming item's data is base64 (``Meta/Format b64`` on it or its command)."""
+    fmt = (item.meta.format if item.meta and item.meta.format else None) or (
+        meta.format if meta and meta.format else None
+    )
+    return fmt is not None and fmt.lower() == "b64"

@@ -53,6 +53,18 @@ class ItemNotFound(StoreError):
     status = 404
 
 
+class ItemUnreadable(StoreError):
+    """The item exists but cannot be read as one (a file damaged by hand).
+
+    The engine leaves such an item alone for the session: it is neither a
+    deletion nor a change, its state row stays as it was, and the run's
+    message names it.  The exception's text names the item for the user
+    (``contacts/x.vcf: line 3: not a property line``).
+    """
+
+    status = 500
+
+
 class PreconditionFailed(StoreError):
     """The item changed since the etag the caller gave: the write was not done."""
 
@@ -88,6 +100,7 @@ class Store(ABC):
 
         Raises:
             ItemNotFound: no such item.
+            ItemUnreadable: the item exists but cannot be read.
         """
 
     def get_many(self, item_ids: Iterable[str]) -> Iterator[tuple[str, str, str]]:

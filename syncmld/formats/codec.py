@@ -25,8 +25,21 @@ datastore (Rx-Pref/Rx, CTCap) and its :class:`~syncmld.formats.quirks.DeviceProf
     Nokia, and converts with the profile's charset, folding, time mode.
     What could not be represented is kept in :attr:`FormatCodec.warnings`.
 ``digest``
-    :func:`~syncmld.formats.normalize.content_hash`: volatile properties,
-    folding, property order and parameter case do not count.
+    :func:`~syncmld.formats.normalize.content_hash` without the UID: volatile
+    properties, folding, property order and parameter case do not count, and
+    neither does the UID, so a peer that drops it (SyncEvolution's vCard
+    profile never sends one) still holds "the same content" in a slow sync.
+    The UID is compared on its own (:meth:`~FormatCodec.uid`).
+
+Cost
+    Conversion runs for every item of every sync, so the common case is kept
+    cheap: an item that already is in desktop form (one UTF-8 vCard 3.0 with
+    CRLF lines, no quoted-printable, no ``CHARSET``, N and FN present) is
+    stored as sent, only a missing UID added, and sent as stored to a vCard
+    3.0 peer whose CTCap holds all its properties.  ``to_local`` parses an
+    item once and remembers the digest of what it returns (a bounded map
+    keyed by the exact text, :func:`clear_caches` empties it), so the
+    ``digest`` the engine asks for next costs a dictionary lookup.
 ``merge(local, remote)``
     a three-way merge per property, whose base is the *projection* of the
     local item: what the device would hold after receiving it
@@ -46,7 +59,7 @@ from typing import Any
 from syncmld.engine.store import ContentType as EngineType
 from syncmld.formats import ContentType
 from syncmld.formats.errors import FormatError
-from syncmld.formats.normalize import canonical_line, content_hash
+from syncmld.formats.normalize import canonical_line, components_hash, content_hash
 from syncmld.formats.notes import (
     ical20_to_plain,
     ical20_to_vnote,
@@ -68,6 +81,7 @@ from syncmld.formats.vcard import (
     Conversion,
     escape30,
     parse_components,
+    parse_simple,
     serialize_component,
     unescape30,
     vcard21_to_30,
@@ -75,10 +89,17 @@ from syncmld.formats.vcard import (
 )
 from syncmld.protocol.devinf import CTCap, DataStore, DevInf
 
-__all__ = ["KINDS", "SYNTHETIC_UID_PREFIX", "FormatCodec"]
+__all__ = ["DIGEST_IGNORED", "KINDS", "SYNTHETIC_UID_PREFIX", "FormatCodec", "clear_caches"]
 
 SYNTHETIC_UID_PREFIX = "syncmld-"
 """UIDs the codec made up for items that came without one."""
+
+DIGEST_IGNORED = frozenset({"UID"})
+"""Properties :meth:`FormatCodec.digest` leaves out besides the volatile ones of
+:data:`~syncmld.formats.normalize.IGNORED_PROPERTIES`: SyncEvolution's vCard
+profile sends contacts without their UID, and phones without DevInf UID
+support drop it too, so the UID must not decide whether two items hold the same
+content (the engine compares UIDs separately and never pairs different ones)."""
 
 KINDS: dict[str, frozenset[str]] = {
     "contacts": frozenset({"VCARD"}),
@@ -213,6 +234,10 @@ class FormatCodec:
             else:
                 out = sif_to_ical20(data, label, device_tz=self.device_tz)
             return self._finish(out)
+        if self.kind == "contacts" and label in _VCARD_LABELS:
+            fast = self._desktop_to_local(data)
+            if fast is not None:
+                return fast
         hint = None
         if label:
             try:
@@ -233,9 +258,26 @@ class FormatCodec:
             out = plain_to_ical20(data)
         return self._finish(out)
 
+    def _desktop_to_local(self, data: str) -> str | None:
+        """The fast path of :meth:`_to_local`: one vCard already in desktop form is
+        stored as sent, a missing UID added (``None``: not desktop form)."""
+        text = _desktop_vcard(data, validate=False)
+        if text is None:
+            return None
+        card = parse_simple(text)
+        if card is None or card.name != "VCARD":
+            return None
+        self.seen_type = _SNIFFED_VCARD30
+        digest = components_hash((card,), ignore=DIGEST_IGNORED)
+        if card.get("UID") is None:
+            text = _with_uid(text, SYNTHETIC_UID_PREFIX + digest[:24])
+        _remember(text, digest)
+        return text
+
     def _finish(self, text: str) -> str:
         """Check the item's kind and give it a UID when it has none."""
-        roots = parse_components(text)
+        simple = parse_simple(text) if text.count("BEGIN:") == 1 else None
+        roots = [simple] if simple is not None else parse_components(text)
         wanted = KINDS[self.kind]
         items = [c for r in roots for c in ([r] if r.name == "VCARD" else r.components)
                  if c.name in ("VCARD", "VEVENT", "VTODO", "VJOURNAL")]
@@ -247,14 +289,23 @@ class FormatCodec:
                     "calendar)" if self.profile.calendar_holds_tasks and "VTODO" in wrong
                     else "")
             raise FormatError(f"a {self.kind} datastore cannot store {', '.join(wrong)}{hint}")
+        digest = components_hash(roots, ignore=DIGEST_IGNORED)
         if all(c.get("UID") is not None for c in items):
+            _remember(text, digest)
             return text
-        uid = SYNTHETIC_UID_PREFIX + content_hash(text)[:24]
+        full = digest if _UID_RE.search(text) is None else components_hash(roots)
+        uid = SYNTHETIC_UID_PREFIX + full[:24]
+        if simple is not None:  # one component, serialized already: no need to again
+            out = _with_uid(text, uid)
+            _remember(out, digest)
+            return out
         for comp in items:
             if comp.get("UID") is None:
                 at = 1 if comp.properties and comp.properties[0].name == "VERSION" else 0
                 comp.properties.insert(at, ContentLine("UID", uid))
-        return "".join(serialize_component(r, style="3.0") for r in roots)
+        out = "".join(serialize_component(r, style="3.0") for r in roots)
+        _remember(out, digest)
+        return out
 
     # -- store -> peer -------------------------------------------------------------
 
@@ -327,7 +378,8 @@ class FormatCodec:
         if target.mime in SIF_TYPES:
             return Conversion(ical20_to_sif(text, target.mime))
         if target == _VCARD30:
-            return Conversion(vcard21_to_30(text))
+            desktop = _desktop_vcard(text)
+            return Conversion(desktop if desktop is not None else vcard21_to_30(text))
         return Conversion(vcal10_to_ical20(text, device_tz=self.device_tz))
 
     def _ctcap(self, target: EngineType) -> CTCap | None:
@@ -345,6 +397,8 @@ class FormatCodec:
         limits = dict(self.profile.field_lengths)
         min_year = self.profile.min_year
         if cap is None and not limits and min_year is None:
+            return text
+        if not limits and cap is not None and self._fits(text, cap):
             return text
         roots = parse_components(text)
         changed = False
@@ -369,6 +423,18 @@ class FormatCodec:
         if not changed:
             return text
         return "".join(serialize_component(r, style="3.0") for r in roots)
+
+    def _fits(self, text: str, cap: CTCap) -> bool:
+        """True when a desktop-form vCard has only properties ``cap`` stores uncut."""
+        if self.kind != "contacts" or _desktop_vcard(text) is None:
+            return False
+        for name in {n.upper() for n in _NAMES.findall(text)}:
+            if name in _STRUCTURE or name == "END":
+                continue
+            prop = cap.property(name)
+            if prop is None or (prop.max_size and not prop.no_truncate):
+                return False
+        return True
 
     def _restrict_line(self, line: ContentLine, cap: CTCap | None, limit: int | None
                        ) -> ContentLine | None:
@@ -396,8 +462,8 @@ class FormatCodec:
     # -- identity, hashing, merging ------------------------------------------------------
 
     def digest(self, data: str) -> str:
-        """The normalized content hash, a made-up UID left out."""
-        return content_hash(_drop_synthetic_uid(data))
+        """The normalized content hash without the UID (see :data:`DIGEST_IGNORED`)."""
+        return _digest(data)
 
     def uid(self, data: str) -> str | None:
         """The item's UID, ``None`` when it has none or only one the codec made up."""
@@ -449,7 +515,7 @@ class FormatCodec:
         if merged is None:
             return local
         out = serialize_component(merged, style="3.0")
-        return local if content_hash(out) == content_hash(local) else out
+        return local if content_hash(out) == _content_hash(local) else out
 
 
 # ---------------------------------------------------------------------------
@@ -460,13 +526,117 @@ _UID_RE = re.compile(r"^UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.IGNORECASE | re.MULTI
 
 
 def _uid_of(data: str) -> str | None:
-    m = _UID_RE.search(data.replace("\r\n ", "").replace("\n ", ""))
-    return (m.group(1).strip() or None) if m else None
+    m = _UID_RE.search(data)
+    if m is None:
+        return None
+    if data.startswith(("\r\n ", "\r\n\t", "\n ", "\n\t"), m.end()):
+        # A folded UID line: read it unfolded.
+        m = _UID_RE.search(re.sub(r"\r?\n[ \t]", "", data))
+        if m is None:  # pragma: no cover - unfolding cannot remove a UID line
+            return None
+    return m.group(1).strip() or None
 
 
-def _drop_synthetic_uid(data: str) -> str:
-    return re.sub(rf"^UID(?:;[^:\r\n]*)?:{re.escape(SYNTHETIC_UID_PREFIX)}[^\r\n]*\r?\n",
-                  "", data, flags=re.IGNORECASE | re.MULTILINE)
+def _with_uid(text: str, uid: str) -> str:
+    """``text`` (one component, CRLF lines) with a UID line where :meth:`FormatCodec._finish`
+    puts it: after a VERSION line that directly follows BEGIN, else right after BEGIN."""
+    at = text.index("\r\n") + 2
+    if text[at : at + 8].upper() == "VERSION:":
+        at = text.index("\r\n", at) + 2
+    return f"{text[:at]}UID:{uid}\r\n{text[at:]}"
+
+
+# -- the digest cache ------------------------------------------------------------------
+
+_CACHE_SIZE = 4096
+_CACHE_MAX_TEXT = 64 * 1024  # a photo-sized item is hashed again rather than kept
+_DIGESTS: dict[str, str] = {}
+_HASHES: dict[str, str] = {}
+
+
+def _remember(text: str, digest: str) -> None:
+    """Keep ``digest`` (:func:`_digest` of ``text``) for the next look-up."""
+    if len(text) > _CACHE_MAX_TEXT:
+        return
+    if len(_DIGESTS) >= _CACHE_SIZE:
+        del _DIGESTS[next(iter(_DIGESTS))]  # the oldest entry
+    _DIGESTS[text] = digest
+
+
+def _digest(text: str) -> str:
+    """``content_hash`` without the UID, looked up first (items just converted)."""
+    found = _DIGESTS.get(text)
+    if found is None:
+        found = content_hash(text, ignore=DIGEST_IGNORED)
+        _remember(text, found)
+    return found
+
+
+def _content_hash(text: str) -> str:
+    """:func:`content_hash` with the same bounded memory as :func:`_digest`."""
+    found = _HASHES.get(text)
+    if found is None:
+        found = content_hash(text)
+        if len(text) <= _CACHE_MAX_TEXT:
+            if len(_HASHES) >= _CACHE_SIZE:
+                del _HASHES[next(iter(_HASHES))]
+            _HASHES[text] = found
+    return found
+
+
+def clear_caches() -> None:
+    """Forget all remembered digests (benchmarks; memory is bounded anyway)."""
+    _DIGESTS.clear()
+    _HASHES.clear()
+
+
+# -- desktop form ------------------------------------------------------------------------
+
+# Labels under which a peer may send a vCard (sniffing decides the version).
+_VCARD_LABELS = frozenset({"", "text/vcard", "text/x-vcard", "text/directory"})
+_SNIFFED_VCARD30 = _etype(ContentType.VCARD30.mime, ContentType.VCARD30.ver_ct)
+
+# One vCard whose every line is a simple content line (no quoted parameter values)
+# or a folded continuation, CRLF terminated.
+_SIMPLE_VCARD = re.compile(
+    r"BEGIN:VCARD\r\n"
+    r"(?:(?:[A-Za-z0-9_-]+\.)?[A-Za-z0-9_-]+(?:;[^:\r\n\"]*)?:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*"
+    r"END:VCARD\r\n",
+    re.IGNORECASE,
+)
+_HAS_N = re.compile(r"\nN[;:]")
+_HAS_FN = re.compile(r"\nFN[;:]")
+_NAMES = re.compile(r"^(?:[A-Za-z0-9_-]+\.)?([A-Za-z0-9_-]+)[;:]", re.MULTILINE)
+
+
+def _desktop_vcard(data: str, *, validate: bool = True) -> str | None:
+    """``data`` (CRLF line ends ensured) when it already is one desktop-form vCard 3.0.
+
+    Desktop form is what :func:`~syncmld.formats.vcard.vcard21_to_30` would keep
+    in meaning: version 3.0, N and FN present, no transfer encoding but base64
+    ``b``, no ``CHARSET``, no nested card.  ``None`` sends the item through the
+    full conversion.  ``validate=False`` leaves out the check that every line is
+    a well-formed content line (for callers that parse the text next with
+    :func:`~syncmld.formats.vcard.parse_simple`, which checks it).
+    """
+    if "\r" not in data:
+        data = data.replace("\n", "\r\n")
+    upper = data.upper()
+    if (
+        not upper.startswith("BEGIN:VCARD\r\n")
+        or not upper.endswith("\r\nEND:VCARD\r\n")
+        or upper.count("VERSION:") != 1
+        or "\r\nVERSION:3.0\r\n" not in upper
+        or "QUOTED-PRINTABLE" in upper
+        or "CHARSET" in upper
+        or "BASE64" in upper
+        or upper.count("BEGIN:") != 1
+        or _HAS_N.search(upper) is None
+        or _HAS_FN.search(upper) is None
+        or (validate and _SIMPLE_VCARD.fullmatch(data) is None)
+    ):
+        return None
+    return data
 
 
 def _main_component(data: str) -> str | None:

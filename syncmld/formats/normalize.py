@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping, Sequence
 from datetime import UTC, datetime
 
 from syncmld.formats.errors import FormatError
 from syncmld.formats.timezones import get_zone
-from syncmld.formats.vcard import Component, ContentLine, parse_components
+from syncmld.formats.vcard import Component, ContentLine, Param, parse_components
 
-__all__ = ["IGNORED_PROPERTIES", "canonical_line", "content_hash", "normalize"]
+__all__ = ["IGNORED_PROPERTIES", "canonical_line", "components_hash", "content_hash",
+           "normalize"]
 
 IGNORED_PROPERTIES: Mapping[str, str] = {
     # vCard revision stamp: Evolution/EDS, SyncEvolution's Synthesis engine
@@ -93,7 +94,31 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _ESCAPES = re.compile(r"\\(.)", re.DOTALL)
 
 
+# Canonical parameters and transfer encoding by the identity of a parameter tuple:
+# the parser shares one tuple among all lines with the same head.  The entry keeps
+# the tuple itself, so its id cannot be reused while the entry exists.
+_PARAMS: dict[int, tuple[tuple[Param, ...], str, str | None]] = {}
+_PARAMS_MAX = 2048
+
+
+def _params_info(line: ContentLine) -> tuple[str, str | None]:
+    """(canonical parameters, transfer encoding) of a line with parameters."""
+    params = line.params
+    entry = _PARAMS.get(id(params))
+    if entry is not None and entry[0] is params:
+        return entry[1], entry[2]
+    canon, encoding = _canonical_params_uncached(line), line.encoding
+    if len(_PARAMS) >= _PARAMS_MAX:
+        _PARAMS.clear()
+    _PARAMS[id(params)] = (params, canon, encoding)
+    return canon, encoding
+
+
 def _canonical_params(line: ContentLine) -> str:
+    return _params_info(line)[0] if line.params else ""
+
+
+def _canonical_params_uncached(line: ContentLine) -> str:
     merged: dict[str, list[str]] = {}
     types: set[str] = set()
     for param in line.params:
@@ -135,13 +160,20 @@ def _canonical_duration(value: str) -> str:
 
 
 def _canonical_value(line: ContentLine) -> str:
-    value = line.decoded()
-    if line.is_base64:
-        return value
+    if line.params:
+        encoding = _params_info(line)[1]
+        if encoding in ("BASE64", "B"):
+            return "".join(line.value.split())
+        value = line.decoded() if encoding == "QUOTED-PRINTABLE" else line.value
+    else:
+        value = line.value
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     if line.name in ("TRIGGER", "DURATION"):
         return _canonical_duration(value)
-    value = _ESCAPES.sub(_unescape_cosmetic, value)
-    return value.replace("\n", "\\n")
+    if "\\" in value:
+        value = _ESCAPES.sub(_unescape_cosmetic, value)
+    return value.replace("\n", "\\n") if "\n" in value else value
 
 
 def _as_utc(line: ContentLine) -> ContentLine:
@@ -150,13 +182,13 @@ def _as_utc(line: ContentLine) -> ContentLine:
     tzid = line.param("TZID")
     if match is None or (tzid is None and not match.group(2)):
         return line  # a date or a floating time
-    if match.group(2):
-        moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-    else:
-        zone = get_zone(tzid) if tzid else None
-        if zone is None:
-            return line  # a custom VTIMEZONE: keep the local time and its TZID
+    zone = UTC if match.group(2) else (get_zone(tzid) if tzid else None)
+    if zone is None:
+        return line  # a custom VTIMEZONE: keep the local time and its TZID
+    try:
         moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+    except ValueError:
+        return line  # not a calendar date (month 13): compared as written
     return ContentLine(line.name, moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"),
                        tuple(p for p in line.params if p.name != "TZID"), line.group)
 
@@ -176,31 +208,42 @@ def canonical_line(line: ContentLine, *, instant: bool = False) -> str:
     return f"{group}{line.name}{_canonical_params(line)}:{value}"
 
 
-def _normalize_component(comp: Component) -> str:
-    recurring = any(line.name in _RECURRENCE for line in comp.properties)
+def _normalize_component(comp: Component, ignore: Container[str]) -> str:
+    recurring = not _RECURRENCE.isdisjoint([line.name for line in comp.properties])
     lines: list[str] = []
     for original in comp.properties:
         line = original
-        if original.name in IGNORED_PROPERTIES:
+        name = original.name
+        if name in IGNORED_PROPERTIES or name in ignore:
             continue
-        if not recurring and original.name in _INSTANTS:
+        if not recurring and name in _INSTANTS:
             line = _as_utc(original)
         value = _canonical_value(line)
-        if _EMPTY_VALUE.match(value):
+        if not value or ((value[0].isspace() or value[0] in ";,") and _EMPTY_VALUE.match(value)):
             continue
-        group = f"{line.group.lower()}." if line.group else ""
-        lines.append(f"{group}{line.name}{_canonical_params(line)}:{value}")
-    children = sorted(
-        _normalize_component(child)
-        for child in comp.components
-        if child.name not in _IGNORED_COMPONENTS
-    )
-    return "\n".join([f"BEGIN:{comp.name}", *sorted(lines), *children, f"END:{comp.name}"])
+        if line.group:
+            lines.append(f"{line.group.lower()}.{name}{_canonical_params(line)}:{value}")
+        elif line.params:
+            lines.append(f"{name}{_canonical_params(line)}:{value}")
+        else:
+            lines.append(f"{name}:{value}")
+    lines.sort()
+    if comp.components:
+        lines.extend(sorted(
+            _normalize_component(child, ignore)
+            for child in comp.components
+            if child.name not in _IGNORED_COMPONENTS
+        ))
+    return "\n".join([f"BEGIN:{comp.name}", *lines, f"END:{comp.name}"])
 
 
-def normalize(text: str) -> str:
+_NOTHING: frozenset[str] = frozenset()
+
+
+def normalize(text: str, *, ignore: Container[str] = _NOTHING) -> str:
     """The canonical form :func:`content_hash` is computed over (for debugging).
 
+    ``ignore`` names further properties to leave out (as :data:`IGNORED_PROPERTIES`).
     Never raises: text the codec cannot parse is returned with line ends and
     folding normalized.
     """
@@ -209,14 +252,30 @@ def normalize(text: str) -> str:
     except FormatError:
         unfolded = re.sub(r"\n[ \t]", "", _NEWLINES.sub("\n", text))
         return "\n".join(line for line in unfolded.split("\n") if line.strip())
-    return "\n".join(sorted(_normalize_component(root) for root in roots))
+    return _normalize_roots(roots, ignore)
 
 
-def content_hash(text: str) -> str:
+def _normalize_roots(roots: Sequence[Component], ignore: Container[str]) -> str:
+    if len(roots) == 1:
+        return _normalize_component(roots[0], ignore)
+    return "\n".join(sorted(_normalize_component(root, ignore) for root in roots))
+
+
+def content_hash(text: str, *, ignore: Container[str] = _NOTHING) -> str:
     """SHA-256 (hex) of :func:`normalize` of a vCard, vCalendar, iCalendar or vNote item.
 
     Equal for items that differ only cosmetically (folding, line ends, parameter
     order and case, property order, volatile stamps, VTIMEZONE order), different
-    for any real edit.
+    for any real edit.  ``ignore`` names further properties that do not count
+    (upper case, e.g. ``{"UID"}``).
     """
-    return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
+    return hashlib.sha256(normalize(text, ignore=ignore).encode("utf-8")).hexdigest()
+
+
+def components_hash(roots: Sequence[Component], *, ignore: Container[str] = _NOTHING) -> str:
+    """:func:`content_hash` of already parsed components (what ``parse_components`` returned).
+
+    Equal to ``content_hash(text)`` for the text they were parsed from, without
+    parsing it again.
+    """
+    return hashlib.sha256(_normalize_roots(roots, ignore).encode("utf-8")).hexdigest()

@@ -132,13 +132,19 @@ def validate_document(doc: Document) -> Message | DevInf | None:
     )
 
 
-def decode_message(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Message:
+def decode_message(data: bytes, *, limits: Limits = DEFAULT_LIMITS, fast: bool = True) -> Message:
     """Decode one SyncML message (XML or WBXML).
+
+    In WBXML the common commands are read straight into the model (see
+    :func:`~syncmld.protocol.wbxml.decode_wbxml`'s ``commands``); ``fast=False``
+    builds the whole element tree first.  The result is the same.
 
     Raises:
         RemoteProtocolError: malformed input; ``status`` is the SyncML status
             to answer with and ``offset`` the byte where it was found.
     """
+    if fast and sniff(data) is Encoding.WBXML:
+        return message_from_node(decode_wbxml(data, limits=limits, commands=True).root)
     doc = decode_document(data, limits=limits)
     return message_from_node(doc.root)
 

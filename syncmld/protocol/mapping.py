@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
+from typing import cast
 
 from syncmld.protocol.devinf import DevInf, devinf_from_node, devinf_to_node
 from syncmld.protocol.errors import RemoteProtocolError
@@ -60,7 +61,7 @@ from syncmld.protocol.model import (
     SyncHdr,
     command_name,
 )
-from syncmld.protocol.tree import DEVINF, METINF, SYNCML, Node
+from syncmld.protocol.tree import DEVINF, METINF, SYNCML, Decoded, Node
 
 # The tree codecs' fast Node constructor: a message of 2,000 vCards has some
 # 16,000 elements, and Node's frozen-dataclass __init__ is a third of the time
@@ -544,6 +545,9 @@ _READERS: dict[str, Callable[[Node], Command]] = {
 def _commands(parent: Node) -> tuple[Command, ...]:
     out = []
     for c in parent.children:
+        if type(c) is Decoded:  # read by the WBXML decoder already
+            out.append(cast("Command", c.value))
+            continue
         reader = _READERS.get(c.tag)
         if reader is not None and c.ns == SYNCML:
             out.append(reader(c))

@@ -13,6 +13,11 @@ either text or children:
   the document's character set.  XML can carry only ``str``.
 * ``pos`` is the byte offset where the element started in the input (``-1``
   when unknown); it is not part of equality.
+
+A :class:`Decoded` node stands for a command element that the WBXML decoder
+already turned into its model object (see
+:func:`syncmld.protocol.wbxml.decode_wbxml`'s ``commands``); only
+:func:`syncmld.protocol.mapping.message_from_node` reads it.
 """
 
 from __future__ import annotations
@@ -71,3 +76,15 @@ class Node:
     def without_pos(self) -> Node:
         """A copy whose positions are all -1 (for debugging output and hashing)."""
         return Node(self.tag, self.ns, tuple(c.without_pos() for c in self.children), self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Node):
+    """A command element already read into its model object (``value``).
+
+    The WBXML decoder builds one of these in place of the element's subtree
+    when it was asked for commands and the element has the common shape; the
+    subtree is not kept.  ``children`` is empty.
+    """
+
+    value: object = field(default=None, compare=False, repr=False)

@@ -51,10 +51,12 @@ own data through an :class:`~syncmld.agent.Agent` (see ``examples/sync_notes.py`
 An ``.ics`` folder is often shared between tools: a store of kind ``events``
 leaves files holding only VTODOs alone (they are todoman's), and so on.
 A file that cannot be parsed as an item of its kind (not a single
-``BEGIN``/``END`` object, a line that is not a property) is skipped with one
-warning in the log per version of the file, never fatal for the sync; it is
-read again once it changes.  (The engine sees such a file as absent, so an
-item that was synced and then damaged by hand counts as deleted.)
+``BEGIN``/``END`` object, a line that is not a property) stays listed (its
+etag from ``stat``), but :meth:`VdirStore.get` raises
+:class:`~syncmld.engine.store.ItemUnreadable`: the engine then leaves the
+item alone for the session - no Delete or Replace goes to the peer, its state
+row is kept, and the run's message names the file.  One warning per version
+of the file goes to the log; it is read again once it changes.
 
 Files are read as UTF-8 (a byte-order mark is dropped); a file that is not
 valid UTF-8 is read as ISO-8859-1, the usual encoding of old vCard tools,
@@ -81,6 +83,7 @@ from syncmld.engine.store import (
     VCARD_30,
     ContentType,
     ItemNotFound,
+    ItemUnreadable,
     PreconditionFailed,
     ReadOnlyStore,
     Store,
@@ -263,8 +266,8 @@ class VdirStore(Store):
         self.read_only = read_only
         #: The :data:`KINDS` entry this store was made for (:meth:`of_kind`), else ``None``.
         self.kind: str | None = None
-        #: file name -> (etag, verdict) of the versions list() has looked at.
-        self._seen: dict[str, tuple[str, _Verdict]] = {}
+        #: file name -> (etag, verdict, why) of the versions list() has looked at.
+        self._seen: dict[str, tuple[str, _Verdict, str]] = {}
         self._create(display_name, color)
 
     @classmethod
@@ -462,31 +465,44 @@ class VdirStore(Store):
         for name in list(self._seen):  # a copy: other threads may list too
             if name not in listed:
                 self._seen.pop(name, None)
-        return [(name, etag) for name, etag in out if self._verdict(name, etag) is _Verdict.ITEM]
+        # Damaged files stay listed: get() says ItemUnreadable, so that the
+        # engine leaves them alone instead of taking them for deletions.
+        return [
+            (name, etag)
+            for name, etag in out
+            if self._verdict(name, etag)[0] is not _Verdict.FOREIGN
+        ]
 
-    def _verdict(self, name: str, etag: str) -> _Verdict:
-        """Whether the file version ``etag`` of ``name`` is one of our items (cached)."""
+    def _verdict(
+        self, name: str, etag: str, raw: bytes | None = None
+    ) -> tuple[_Verdict | None, str]:
+        """Whether the file version ``etag`` of ``name`` is one of our items, and why not.
+
+        Cached per file version; ``(None, why)`` when the file is gone.
+        """
         seen = self._seen.get(name)
         if seen is not None and seen[0] == etag:
-            return seen[1]
+            return seen[1], seen[2]
         path = self.path / name
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return _Verdict.INVALID  # gone meanwhile; not cached
+        if raw is None:
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                return None, exc.strerror or str(exc)  # gone meanwhile; not cached
         verdict, reason = _judge(_decode(raw, path), self.suffix, self.components)
         if verdict is _Verdict.INVALID:
-            log.warning("%s is skipped: not a valid item (%s)", path, reason)
+            log.warning("%s is left alone: not a valid item (%s)", path, reason)
         elif verdict is _Verdict.FOREIGN:
             log.debug("%s is left alone: it %s", path, reason)
-        self._seen[name] = (etag, verdict)
-        return verdict
+        self._seen[name] = (etag, verdict, reason)
+        return verdict, reason
 
     def get(self, item_id: str) -> tuple[str, str]:
         """``(text, etag)`` of one item.
 
         Raises:
             ItemNotFound: no such item.
+            ItemUnreadable: the file is not a valid item (see the module docstring).
             StoreError: the file cannot be read.
         """
         path = self._file(item_id)
@@ -500,7 +516,11 @@ class VdirStore(Store):
             raise ItemNotFound(item_id) from None
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        return _decode(raw, path), etag_of(st)
+        etag = etag_of(st)
+        verdict, reason = self._verdict(item_id, etag, raw)
+        if verdict is _Verdict.INVALID:
+            raise ItemUnreadable(f"{self.path.name}/{item_id}: {reason}")
+        return _decode(raw, path), etag
 
     def add(self, data: str) -> tuple[str, str]:
         """Store a new item in a new file; returns ``(file name, etag)``.

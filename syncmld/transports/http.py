@@ -66,7 +66,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import aiohttp
 from aiohttp import web
@@ -78,7 +78,6 @@ from syncmld.engine.session import SessionFinished
 from syncmld.errors import UserError
 from syncmld.protocol.codec import Encoding, decode_message, sniff
 from syncmld.protocol.errors import RemoteProtocolError
-from syncmld.state.repository import StateRepository
 from syncmld.transports.runner import (
     ExchangeFailed,
     Observer,
@@ -87,6 +86,9 @@ from syncmld.transports.runner import (
     in_thread,
     one_line,
 )
+
+if TYPE_CHECKING:
+    from syncmld.state.repository import StateRepository
 
 log = logging.getLogger(__name__)
 

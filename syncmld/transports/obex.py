@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from syncmld.engine.server import ServerConfig
 from syncmld.engine.session import SessionFinished
@@ -77,8 +77,10 @@ from syncmld.obex.syncml import (
     SyncmlObexClientBinding,
     SyncmlObexServerBinding,
 )
-from syncmld.state.repository import StateRepository
 from syncmld.transports.runner import ExchangeFailed, Observer, RunningSession, SessionRunner
+
+if TYPE_CHECKING:
+    from syncmld.state.repository import StateRepository
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +422,8 @@ class ObexTcpServer:
             runner.observer = observer
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[Any], list[str]] = {}
+        #: Every accepted stream not closed yet, so that stop() closes them all.
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         """Start listening.
@@ -439,9 +443,14 @@ class ObexTcpServer:
         log.info("OBEX/TCP listening on %s:%d", self.host, self.port)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None:
+            # Accepted just before stop(): the handler starts after it.
+            await _close(writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         keys = self._tasks[task] = []
+        self._writers.add(writer)
         try:
             await serve_obex_connection(
                 reader,
@@ -462,11 +471,18 @@ class ObexTcpServer:
             await _close(writer)
         finally:
             self._tasks.pop(task, None)
+            if writer.is_closing():
+                self._writers.discard(writer)
 
     @property
     def connections(self) -> int:
         """Connections being served."""
         return len(self._tasks)
+
+    @property
+    def open_transports(self) -> int:
+        """Accepted streams not closed yet (0 once :meth:`stop` returned)."""
+        return sum(not w.is_closing() for w in self._writers)
 
     async def stop(self) -> None:
         """Stop listening and end every connection (live sessions are aborted and recorded)."""
@@ -483,6 +499,14 @@ class ObexTcpServer:
         if tasks:
             await asyncio.wait(tasks, timeout=_STOP_GRACE)
         await server.wait_closed()
+        # Connections accepted right before close() get their handler only
+        # now (it closes them at once), and a handler cancelled while a
+        # phone hung up may have left its stream open: close every one.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        writers, self._writers = list(self._writers), set()
+        for writer in writers:
+            await _close(writer)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -262,7 +262,9 @@ class SessionRunner:
         run = dataclasses.replace(result.run, finished=self.clock())
         peer = result.peer
         try:
-            if peer is not None and run.status != 200 and await in_thread(self._superseded, run):
+            # Checked for every failed run, with or without partial state:
+            # the history says why nothing of it was kept.
+            if run.status != 200 and run.dev_id and await in_thread(self._superseded, run):
                 log.info("session %s: a later session of %s has synced since", sess.key, run.dev_id)
                 peer = None
                 run = dataclasses.replace(

@@ -1,12 +1,16 @@
 """What the daemon reports about runs and itself: conflict resolutions, features,
 client-role phases, bytes of server-role runs, device names in the history, the
-HTTP switch, and one warning when BlueZ is missing.
+HTTP switch, one warning when BlueZ is missing; and what it defers until the
+first session (the state database, the format converters).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from typing import Any
 import pytest
 from dbus_fast import MessageType
 
-from syncmld.config import ConfigError, parse
+from syncmld.config import ConfigError, _DeferredCodec, parse
 from syncmld.daemon import _RESOLUTIONS, Daemon
 from syncmld.dbus.names import (
     CONFLICT_INTERFACE,
@@ -32,11 +36,17 @@ from syncmld.engine.decide import Resolution
 from syncmld.engine.server import ServerConfig
 from syncmld.engine.session import ConflictResolved, Datastore
 from syncmld.engine.state import RunRecord
-from syncmld.engine.store import VCARD_30, MemoryStore
+from syncmld.engine.store import VCARD_21, VCARD_30, MemoryStore
 from syncmld.state.repository import StateRepository
 from syncmld.transports.http import HttpServer, make_app
 from tests.buses import PrivateBus
-from tests.daemon.helpers import AlertedPhone, BusClient, make_config, vcard
+from tests.daemon.helpers import (
+    AlertedPhone,
+    BusClient,
+    make_config,
+    phone_initiated_sync,
+    vcard,
+)
 
 INTERFACES = Path(__file__).parents[2] / "syncmld" / "dbus" / "interfaces"
 OFFICE = device_path("office")
@@ -222,3 +232,52 @@ async def test_without_bluez_one_warning(
             await daemon.stop()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len([w for w in warnings if "BlueZ" in w]) == 1, warnings
+
+
+def test_waiting_daemon_imports_no_format_converters() -> None:
+    code = (
+        "import sys, syncmld.daemon\n"
+        "print(sorted(m for m in ('icalendar', 'syncmld.formats') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+async def test_state_and_codecs_are_opened_by_the_first_session(tmp_path: Path) -> None:
+    config = parse(
+        {
+            "state": {"url": f"sqlite:///{tmp_path / 'state' / 'state.db'}"},
+            "stores": {"contacts": {"kind": "contacts", "path": str(tmp_path / "contacts")}},
+            "http": {"enabled": False},
+            "obex": {"enabled": True, "port": 0},
+        }
+    )
+    daemon = Daemon(config, session_bus="", system_bus="")
+    await daemon.start()
+    try:
+        # Nothing needed the database or the converters yet; the directory is there.
+        assert daemon._state._repository is None
+        assert (tmp_path / "state").is_dir()
+        assert daemon.runner is not None and daemon.obex is not None
+        (datastore,) = daemon.runner.config.datastores
+        assert isinstance(datastore.codec, _DeferredCodec) and datastore.codec._codec is None
+
+        # A vCard 2.1 phone syncs over OBEX/TCP: stored as vCard 3.0 on the desktop.
+        phone_store = MemoryStore(content_types=(VCARD_21,))
+        phone_store.add(
+            "BEGIN:VCARD\r\nVERSION:2.1\r\nN:Nowak;Ewa\r\nFN:Ewa Nowak\r\n"
+            "TEL;CELL:+48601000001\r\nEND:VCARD\r\n"
+        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.obex.port)
+        outcome = await phone_initiated_sync(phone_store, "IMEI:1", reader, writer)
+        assert outcome.run.status == 200, outcome.run
+        (card,) = (tmp_path / "contacts").glob("*.vcf")
+        assert "VERSION:3.0" in card.read_text()
+        assert datastore.codec._codec is not None
+        assert daemon._state._repository is not None
+        assert [r.status for r in daemon.repository.history("IMEI:1")] == [200]
+    finally:
+        await daemon.stop()
+    assert daemon._state._repository is None

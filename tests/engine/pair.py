@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syncmld.engine.client import ClientConfig, ClientSession, ClientStore
+from syncmld.engine.items import ItemCodec
 from syncmld.engine.server import ServerConfig, ServerSession
 from syncmld.engine.session import AuthMode, Datastore, Event, SessionFinished
 from syncmld.engine.state import PeerState
@@ -70,6 +71,10 @@ class Pair:
     client_max_msg: int = 1_000_000
     server_max_msg: int = 1_000_000
     now: float = 1_700_000_000.0
+    #: The server datastore's codec (default: the identity on the store's type).
+    server_codec: ItemCodec | None = None
+    #: Every message the server sent in the last session.
+    server_replies: list[bytes] = field(default_factory=list)
 
     def sync(
         self,
@@ -83,7 +88,9 @@ class Pair:
         self.now += 60
         server = ServerSession(
             ServerConfig(
-                datastores=(Datastore(name="contacts", store=self.server_store),),
+                datastores=(
+                    Datastore(name="contacts", store=self.server_store, codec=self.server_codec),
+                ),
                 auth=self.auth,
                 passwords=self.passwords,
                 max_msg_size=self.server_max_msg,
@@ -115,6 +122,7 @@ class Pair:
             session_id=str(int(self.now) % 10000),
         )
         count = 0
+        self.server_replies = []
         cevents: list[Event] = []
         sevents: list[Event] = []
         data: bytes | None = client.start()
@@ -125,6 +133,7 @@ class Pair:
             if cut_after is not None and count > cut_after:
                 break
             reply = server.receive(data)
+            self.server_replies.append(reply.data)
             sevents.extend(reply.events)
             count += 1
             if cut_after is not None and count > cut_after:

@@ -345,3 +345,32 @@ def test_broken_refresh_from_server_ends_in_a_slow_sync() -> None:
         server, client = p.normalized()
         assert server == client, cut
         assert len(server) == 3, cut
+
+
+def _no_uid(n: int, extra: str = "") -> str:
+    return vcard(n, extra=extra).replace(f"UID:uid-{n}\r\n", "")
+
+
+def test_slow_sync_pairs_by_the_existing_mapping_first() -> None:
+    """Server: a slow sync of a client that sends no UID duplicated every edited item.
+
+    The server matched the client's items by UID (none) and by content (the
+    client's copy had changed a little), never by the LUID its own mapping
+    still names: each such item was added a second time.  Now the mapping
+    pairs them, and the differing content is a merge per the policy.
+    """
+    p = Pair()
+    for n in range(4):
+        p.client_store.add(_no_uid(n))
+    assert p.sync().ok
+    assert len(p.server_store) == 4
+    for item_id, _ in p.client_store.list():
+        text, _ = p.client_store.get(item_id)
+        p.client_store.edit(item_id, text.replace("END:VCARD", "NOTE:edited\r\nEND:VCARD"))
+    out = p.sync(SyncMode.SLOW)
+    assert out.ok, out.client.run
+    assert out.client.run.stores[0].mode == 201
+    server, client = p.normalized()
+    assert len(server) == len(client) == 4
+    assert server == client
+    assert all("NOTE:edited" in text for text in server)

@@ -8,15 +8,17 @@ duplicates and without losing items.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from syncmld.engine.client import ClientConfig, ClientSession, ClientStore
 from syncmld.engine.server import ServerConfig, ServerSession
 from syncmld.engine.session import Datastore, Event, SessionFinished, StoreStarted
 from syncmld.engine.state import StoreCounts
-from syncmld.protocol.codec import Encoding, decode_message
+from syncmld.protocol.codec import Encoding, decode_message, encode_message
 from syncmld.protocol.codes import AlertCode, SyncMode
-from syncmld.protocol.model import Alert, Status
+from syncmld.protocol.model import Alert, Status, Sync
 from tests.engine.pair import URL, Pair, vcard
 
 ENCODINGS = [Encoding.XML, Encoding.WBXML]
@@ -282,3 +284,102 @@ def test_no_resume_before_syncml_1_2() -> None:
     outcome = pair.sync()
     assert outcome.ok
     _equal_without_duplicates(pair, 10)
+
+
+def _cut_two_way(pair: Pair) -> None:
+    """A two-way session with changes on both sides, cut off in the middle."""
+    assert pair.sync().ok
+    for n in range(25):
+        pair.server_store.add(vcard(2000 + n, f"NewServer{n}"))
+        pair.client_store.add(vcard(3000 + n, f"NewClient{n}"))
+    assert not pair.sync(cut_after=10).ok
+    assert pair.client_state is not None
+    assert pair.client_state.pairs["card"].resume_mode == AlertCode.TWO_WAY
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS, ids=["xml", "wbxml"])
+def test_accepted_resume_is_alerted_with_the_saved_mode(encoding: Encoding) -> None:
+    """Regression: the server alerted 225 back, which SyncEvolution refuses with 400.
+
+    The Status 200 on the client's Alert 225 says "resumed"; our own Alert
+    names the mode of the suspended session.
+    """
+    pair = _pair(encoding, server_items=10, client_items=10)
+    _cut_two_way(pair)
+    server, client = _sessions(pair, SyncMode.TWO_WAY)
+    data: bytes | None = client.start()
+    statuses: list[int] = []
+    alerts: list[int | None] = []
+    while data is not None:
+        reply = server.receive(data).data
+        answer = decode_message(reply)
+        statuses += [c.data for c in answer.commands if isinstance(c, Status) and c.cmd == "Alert"]
+        alerts += [c.data for c in answer.commands if isinstance(c, Alert) and c.data != 222]
+        data = client.receive(reply).data
+    assert statuses[0] == 200 and set(statuses) == {200}  # the 225, then Alerts 222
+    assert alerts == [AlertCode.TWO_WAY]
+    _keep(pair, server, client)
+    assert client.result is not None and client.result.run.status == 200
+    (counts,) = client.result.run.stores
+    assert counts.mode == 200 and counts.remote_added < 25  # resumed: not all sent again
+    _equal_without_duplicates(pair, 70)
+    assert pair.client_state is not None
+    assert pair.client_state.pairs["card"].resume_mode is None
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS, ids=["xml", "wbxml"])
+def test_client_still_takes_an_alert_225_as_resumed(encoding: Encoding) -> None:
+    """Servers of older syncmld builds alert 225 back: that too continues the session."""
+    pair = _pair(encoding, server_items=10, client_items=10)
+    _cut_two_way(pair)
+    server, client = _sessions(pair, SyncMode.TWO_WAY)
+    data: bytes | None = client.start()
+    while data is not None:
+        reply = decode_message(server.receive(data).data)
+        old_style = dataclasses.replace(
+            reply,
+            commands=tuple(
+                dataclasses.replace(c, data=AlertCode.RESUME)
+                if isinstance(c, Alert) and c.data == AlertCode.TWO_WAY
+                else c
+                for c in reply.commands
+            ),
+        )
+        data = client.receive(encode_message(old_style, encoding)).data
+    _keep(pair, server, client)
+    assert client.result is not None and client.result.run.status == 200
+    (counts,) = client.result.run.stores
+    assert counts.mode == 200 and counts.remote_added < 25
+    _equal_without_duplicates(pair, 70)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS, ids=["xml", "wbxml"])
+def test_cut_before_the_server_got_the_sync_resumes_without_losing_deletions(
+    encoding: Encoding,
+) -> None:
+    """Regression: the client kept resume markers once it had the server's Alert, the
+    server only once the client's Sync arrived; the client's 225 then met
+    nothing to resume, a slow sync followed and deleted items came back."""
+    pair = _pair(encoding, server_items=6, client_items=6)
+    assert pair.sync().ok
+    gone = next(i for i, _ in pair.client_store.list())
+    pair.client_store.delete(gone, etag=None)
+    pair.server_store.add(vcard(77, "Later"))
+    server, client = _sessions(pair, SyncMode.TWO_WAY)
+    data = client.start()
+    while not any(isinstance(c, Sync) for c in decode_message(data).commands):
+        next_data = client.receive(server.receive(data).data).data
+        assert next_data is not None
+        data = next_data
+    # The message with the client's Sync never arrives.
+    client.abort("connection lost")
+    server.abort("connection lost")
+    _keep(pair, server, client)
+    assert pair.client_state is not None
+    assert pair.client_state.pairs["card"].resume_mode == AlertCode.TWO_WAY
+    assert pair.server_states["device-1"].pairs["contacts"].resume_mode == AlertCode.TWO_WAY
+
+    outcome = pair.sync()
+    assert outcome.ok, outcome.client.run
+    assert _modes(outcome.client_events) == [200]
+    _equal_without_duplicates(pair, 12)  # 6 + 6 - 1 deleted + 1 added

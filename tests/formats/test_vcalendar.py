@@ -667,8 +667,9 @@ def test_recurrence_exceptions_and_journals_are_reported() -> None:
     assert conv.text.count("BEGIN:VEVENT") == 1
 
 
-TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\n;,\\:"),
-               max_size=30)
+# icalendar drops a leading U+FEFF from values it writes, so it is left out.
+TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff")
+               | st.sampled_from("\n;,\\:"), max_size=30)
 
 
 @given(TEXT, TEXT, st.lists(TEXT.filter(lambda t: t.strip() == t and t), max_size=3))

@@ -8,7 +8,7 @@ complete and leave both sides equal, with every edit kept and nothing
 duplicated.  A deletion may come back: after a broken session SyncEvolution
 recovers with a slow sync, which merges instead of deleting.
 
-Two cases fail today for reasons found here, each marked with its reason.
+One case fails today for a reason found here, marked with it.
 """
 
 from __future__ import annotations
@@ -57,21 +57,20 @@ def numbers(texts: list[str]) -> Counter[int]:
     return Counter(int(m.group(1)) for t in texts for m in [re.search(r"Tester(\d+)", t)] if m)
 
 
-RESUME_ALERT = pytest.mark.xfail(
+RESENT_DELETE = pytest.mark.xfail(
     strict=True,
     reason=(
-        "SyncEvolution resumes the broken session (Alert 225); our server accepts with "
-        "Status 200 but alerts 225 back in pkg2, which libsynthesis refuses with Status 400 "
-        "'Sync type not supported' and aborts the session (20007): it expects the resumed "
-        "mode (200) in the server's Alert"
+        "the Map request is lost after SyncEvolution applied our pkg4; the resumed session "
+        "sends the unconfirmed Delete again, SyncEvolution finds the file already gone, "
+        "reports a local 404 and ends the (otherwise converged) session with 22001"
     ),
 )
 CASES = [
     pytest.param(1, False, id="1-before-handling"),
     pytest.param(1, True, id="1-answer-lost"),
-    pytest.param(2, False, id="2-before-handling", marks=RESUME_ALERT),
-    pytest.param(2, True, id="2-answer-lost", marks=RESUME_ALERT),
-    pytest.param(3, False, id="3-before-handling", marks=RESUME_ALERT),
+    pytest.param(2, False, id="2-before-handling"),
+    pytest.param(2, True, id="2-answer-lost"),
+    pytest.param(3, False, id="3-before-handling", marks=RESENT_DELETE),
     # 3-answer-lost (the Map handled, pkg6 lost) recovers through a slow sync
     # and then meets the duplicate of test_second_slow_sync_keeps_server_items_single;
     # whether it does depends on timing, so it is not run here.
@@ -129,14 +128,6 @@ async def test_dropped_connection_then_next_sync_converges(
     assert set(counts) <= {0, 1, 2, 5, 100, 101, 102, 105}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SyncEvolution's vCard profile drops UID on the wire; in a slow sync our server "
-        "matches neither by the existing mapping nor by content (its copy still has the "
-        "UID), so every contact that came from our side is added a second time"
-    ),
-)
 async def test_second_slow_sync_keeps_server_items_single(
     ours: Ours, shims: Shims, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from syncmld.engine.store import (
     ICAL_20,
     VCARD_30,
     ItemNotFound,
+    ItemUnreadable,
     PreconditionFailed,
     ReadOnlyStore,
     StoreError,
@@ -351,20 +352,27 @@ def test_kinds_share_an_ics_folder(tmp_path: Path) -> None:
         "BEGIN:VCARD\r\nEND:VCALENDAR\r\n",
     ],
 )
-def test_invalid_file_is_skipped_with_a_warning(
+def test_invalid_file_is_listed_but_unreadable_with_a_warning(
     store: VdirStore, folder: Path, text: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A damaged file stays listed (a missing one would count as deleted); get refuses it."""
     good, etag = store.add(vcard("good"))
-    (folder / "broken.vcf").write_text(text, encoding="utf-8")
+    broken = folder / "broken.vcf"
+    broken.write_text(text, encoding="utf-8")
+    broken_etag = etag_of(broken.stat())
     with caplog.at_level("WARNING", logger="syncmld.stores.vdir"):
-        assert list(store.list()) == [(good, etag)]
-        assert list(store.list()) == [(good, etag)]
+        assert sorted(store.list()) == sorted([(good, etag), ("broken.vcf", broken_etag)])
+        assert sorted(store.list()) == sorted([(good, etag), ("broken.vcf", broken_etag)])
+        with pytest.raises(ItemUnreadable, match=r"default/broken\.vcf: "):
+            store.get("broken.vcf")
+        assert [i for i, _, _ in store.get_many([good])] == [good]
     warnings = [r for r in caplog.records if "broken.vcf" in r.getMessage()]
     assert len(warnings) == 1  # once per version of the file
     assert check_item(text, ".vcf") is not None
     # Repaired, it is an item again.
-    bump(folder / "broken.vcf", vcard("repaired"))
+    bump(broken, vcard("repaired"))
     assert sorted(i for i, _ in store.list()) == ["broken.vcf", good]
+    assert "repaired" in store.get("broken.vcf")[0]
 
 
 def test_check_item_accepts_real_items() -> None:

@@ -400,6 +400,28 @@ async def test_stopping_the_listener_aborts_live_sessions(repo: StateRepository)
     assert server.connections == 0
 
 
+async def test_stopping_closes_connections_accepted_a_moment_before(
+    repo: StateRepository,
+) -> None:
+    """Regression: stop() right as phones connect or hang up left accepted sockets open.
+
+    A connection accepted just before stop() whose handler had not started
+    yet was never closed (a ResourceWarning, and a phone left waiting).
+    """
+    store = MemoryStore(content_types=(VCARD_30,))
+    server = ObexTcpServer(server_config(store), repo, port=0)
+    await server.start()
+    clients = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(6)]
+    clients[0][1].close()  # this phone hangs up at the same moment
+    await server.stop()
+    for reader, writer in clients[1:]:
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        await close(writer)
+    await close(clients[0][1])
+    assert server.connections == 0
+    assert server.open_transports == 0
+
+
 async def test_idle_connection_is_dropped(repo: StateRepository) -> None:
     store = MemoryStore(content_types=(VCARD_30,))
     async with ObexTcpServer(server_config(store), repo, port=0, idle_timeout=0.3) as server:
