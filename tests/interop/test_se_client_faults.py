@@ -71,9 +71,7 @@ CASES = [
     pytest.param(2, False, id="2-before-handling"),
     pytest.param(2, True, id="2-answer-lost"),
     pytest.param(3, False, id="3-before-handling", marks=RESENT_DELETE),
-    # 3-answer-lost (the Map handled, pkg6 lost) recovers through a slow sync
-    # and then meets the duplicate of test_second_slow_sync_keeps_server_items_single;
-    # whether it does depends on timing, so it is not run here.
+    pytest.param(3, True, id="3-answer-lost"),
 ]
 
 
