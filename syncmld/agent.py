@@ -15,6 +15,12 @@ objects the agent likes (a string, a dataclass, a database row):
 travels in SyncML (in the agent's first :attr:`Agent.content_types` entry)
 and back; the defaults handle items that already are strings.
 
+:meth:`Agent.flush` is optional: syncmld calls it once per session, after
+the last write and before the session's state is committed.  An agent that
+buffers its writes (a database transaction, a file written on close) makes
+them durable there; when it raises, the session fails and its state is not
+committed, so the next sync repeats its changes.  The default does nothing.
+
 An agent never reports changes.  syncmld finds them itself: it keeps each
 item's etag and a hash of its normalized content in the state database and
 compares them with what :meth:`Agent.list` shows at the next sync.  An agent
@@ -166,6 +172,13 @@ class Agent(ABC, Generic[ItemT]):
             KeyError: no such item.
         """
         return None
+
+    def flush(self) -> None:
+        """Make every write so far durable (the default does nothing).
+
+        Called once per session, before its state is committed; raising
+        fails the session (see the module documentation).
+        """
 
     def dump(self, item: ItemT, content_type: ContentType) -> str:
         """The item as text in ``content_type`` (the default accepts strings only)."""
@@ -329,6 +342,25 @@ class AgentStore(Store):
         with self._lock:
             self._check(item_id, etag)
             self._call("delete", item_id, lambda: self.agent.delete(item_id))
+
+    def flush(self) -> None:
+        """Forward to :meth:`Agent.flush`, if the agent has one.
+
+        Raises:
+            StoreError: the agent's flush raised (its message names the agent).
+        """
+        flush = getattr(self.agent, "flush", None)
+        if flush is None:
+            return
+        try:
+            with self._lock:
+                flush()
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.error("%s: flush failed: %s", self.name, exc)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"{self.name}: flush failed: {reason}") from exc
 
 
 # ---------------------------------------------------------------- loading

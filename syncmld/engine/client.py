@@ -48,7 +48,9 @@ anchors as usual.
 Robustness: an Add from the server whose content equals a local item that
 the server does not know yet (the item came from the server in a session
 that broke off before the Map was confirmed) is matched, not added twice.
-The new state arrives in :class:`~syncmld.engine.session.SessionFinished`.
+The new state arrives in :class:`~syncmld.engine.session.SessionFinished`,
+after every store is flushed (:meth:`~syncmld.engine.store.Store.flush`); a
+failed flush keeps nothing (a complete session then ends with status 510).
 Anchors only move when the session completes; a session that breaks off
 keeps only the rows of items written or acknowledged in it and the pending
 maps (and drops the anchors after a refresh's wipe, so that a slow sync
@@ -99,6 +101,7 @@ from syncmld.engine.store import (
     PreconditionFailed,
     Store,
     StoreError,
+    flush_stores,
 )
 from syncmld.protocol import auth
 from syncmld.protocol.codec import Encoding, decode_message, encode_message, sniff
@@ -1024,6 +1027,10 @@ class ClientSession:
             stores=tuple(s.counts for s in self._stores.values()),
         )
 
+    def _flush(self) -> str | None:
+        """Make the session's writes durable (:meth:`Store.flush`); why not, or ``None``."""
+        return flush_stores((s.ds.name, s.ds.store) for s in self._stores.values())
+
     def _fail(self, status: int, message: str) -> None:
         self.phase = Phase.DONE
         # Nothing of the session is kept but the maps the server has not
@@ -1087,6 +1094,9 @@ class ClientSession:
                 pairs[store.ds.name] = kept
                 keep = True
         peer = dataclasses.replace(self.peer, pairs=pairs) if keep else None
+        unsaved = self._flush()
+        if unsaved is not None:
+            peer, message = None, "; ".join(filter(None, (message, unsaved)))
         self.result = SessionFinished(peer, self._run(status, message))
         self._events.append(self.result)
 
@@ -1145,8 +1155,16 @@ class ClientSession:
             pairs=pairs,
         )
         status = 200 if not failed else StatusCode.SYNCHRONIZATION_FAILED
+        unsaved = self._flush()
+        if unsaved is not None:
+            # The writes may not survive a crash: commit nothing, so the
+            # next session repeats them.
+            failed.append(unsaved)
+            status = StatusCode.DATA_STORE_FAILURE
         self.phase = Phase.DONE
-        self.result = SessionFinished(peer, self._run(status, "; ".join(failed)))
+        self.result = SessionFinished(
+            None if unsaved is not None else peer, self._run(status, "; ".join(failed))
+        )
         self._events.append(self.result)
 
 

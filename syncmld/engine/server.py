@@ -42,9 +42,13 @@ Nothing is committed here: when pkg6 has been built the session emits
 :class:`~syncmld.engine.state.PeerState`; a session that ends any other way
 emits it with ``peer=None``, or, when items were already written or
 acknowledged, with only those items' rows updated (the anchors stay as they
-were).  Anchors therefore only move after a complete session; a client whose
-last session broke off finds its ``Last`` anchor unknown and gets a slow
-sync, which matches items instead of duplicating them.
+were).  Before either, every store is flushed
+(:meth:`~syncmld.engine.store.Store.flush`); when a flush fails, ``peer`` is
+``None`` (and a complete session's status 510), so that nothing is committed
+for writes that may not survive a crash.  Anchors therefore only move after
+a complete session; a client whose last session broke off finds its
+``Last`` anchor unknown and gets a slow sync, which matches items instead of
+duplicating them.
 
 Suspend and resume (SyncML 1.2): a session the client suspends (Alert 224,
 answered with Statuses only, 514 for whatever followed it) or that breaks
@@ -132,7 +136,13 @@ from syncmld.engine.session import (
     anchor_for,
 )
 from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, StoreCounts
-from syncmld.engine.store import ContentType, ItemNotFound, PreconditionFailed, StoreError
+from syncmld.engine.store import (
+    ContentType,
+    ItemNotFound,
+    PreconditionFailed,
+    StoreError,
+    flush_stores,
+)
 from syncmld.protocol import auth
 from syncmld.protocol.codec import Encoding, decode_message, encode_message, sniff
 from syncmld.protocol.codes import (
@@ -412,9 +422,17 @@ class ServerSession:
     # ------------------------------------------------------------ internals
     def _fail(self, status: int, message: str) -> None:
         self.phase = Phase.DONE
+        peer = self._partial_state()
+        unsaved = self._flush()
+        if unsaved is not None:
+            peer, message = None, "; ".join(filter(None, (message, unsaved)))
         run = self._run_record(status=status, message=message)
-        self.result = SessionFinished(self._partial_state(), run)
+        self.result = SessionFinished(peer, run)
         self._events.append(self.result)
+
+    def _flush(self) -> str | None:
+        """Make the session's writes durable (:meth:`Store.flush`); why not, or ``None``."""
+        return flush_stores((st.ds.name, st.ds.store) for st in self._stores.values())
 
     def _partial_state(self) -> PeerState | None:
         """What a broken session keeps: the rows of items both sides now hold alike.
@@ -1425,9 +1443,15 @@ class ServerSession:
             pairs=pairs,
         )
         status = 200 if not failed else StatusCode.SYNCHRONIZATION_FAILED
+        unsaved = self._flush()
+        if unsaved is not None:
+            # The writes may not survive a crash: commit nothing, so the
+            # next session repeats them.
+            failed.append(unsaved)
+            status = StatusCode.DATA_STORE_FAILURE
         run = self._run_record(status=status, message="; ".join(failed))
         self.phase = Phase.DONE
-        self.result = SessionFinished(peer, run)
+        self.result = SessionFinished(None if unsaved is not None else peer, run)
         self._events.append(self.result)
         return Reply(data, self.encoding, tuple(self._events), done=True)
 

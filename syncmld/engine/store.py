@@ -134,6 +134,44 @@ class Store(ABC):
             PreconditionFailed: ``etag`` is given and the item's etag differs.
         """
 
+    def flush(self) -> None:
+        """Make every change so far durable (the default does nothing).
+
+        The engine calls it once per session, before the session's outcome
+        is handed over for commit: a store may then skip per-write syncing
+        and make its writes durable here, all at once.  When it raises, the
+        session fails and none of its state is committed.
+
+        Raises:
+            StoreError: the changes could not be made durable.
+            OSError: likewise (the engine treats both alike).
+        """
+        return  # nothing is buffered by default
+
+
+def flush_stores(stores: Iterable[tuple[str, Store]]) -> str | None:
+    """Call :meth:`Store.flush` on each ``(datastore name, store)``, each store once.
+
+    Every store is flushed even when one fails.  Returns ``None`` when all
+    succeeded, else one line naming each failure (``contacts: changes not
+    saved: cannot sync /home/u/contacts: Input/output error``), for the
+    run's message; the session then commits nothing.
+    """
+    done: set[int] = set()
+    failures: builtins.list[str] = []
+    for name, store in stores:
+        if id(store) in done:
+            continue
+        done.add(id(store))
+        try:
+            store.flush()
+        except (OSError, StoreError) as exc:
+            reason = str(exc)
+            if isinstance(exc, OSError) and exc.strerror:
+                reason = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+            failures.append(f"{name}: changes not saved: {reason or type(exc).__name__}")
+    return "; ".join(failures) if failures else None
+
 
 class MemoryStore(Store):
     """A store in a dict, for tests and for programs that keep their data in memory."""

@@ -174,6 +174,47 @@ def test_agent_errors_become_store_errors(tmp_path: Path) -> None:
     assert info.value.status == 510
 
 
+class BufferingAgent(FolderAgent):
+    """Keeps new items in memory until flushed; flush fails when told to."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        self.buffer: dict[str, str] = {}
+        self.fail: Exception | None = None
+
+    def add(self, item: str) -> str:
+        name = f"b{len(self.buffer) + 1}.note"
+        self.buffer[name] = item
+        return name
+
+    def flush(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+        for name, item in self.buffer.items():
+            (self.folder / name).write_text(item, encoding="utf-8")
+        self.buffer.clear()
+
+
+def test_flush_is_forwarded_to_the_agent(tmp_path: Path) -> None:
+    agent = BufferingAgent(str(tmp_path))
+    store = AgentStore(agent)
+    store.add("one")
+    assert list(tmp_path.iterdir()) == []
+    store.flush()
+    assert (tmp_path / "b1.note").read_text(encoding="utf-8") == "one"
+    agent.fail = KeyError("journal")
+    store.add("two")
+    with pytest.raises(StoreError) as info:
+        store.flush()
+    assert str(info.value) == "BufferingAgent: flush failed: 'journal'"
+    assert not (tmp_path / "b2.note").exists()
+    # An agent without its own flush: the default does nothing, and says so by not failing.
+    plain = AgentStore(FolderAgent(str(tmp_path / "plain")))
+    plain.add("x")
+    plain.flush()
+    assert [p.name for p in (tmp_path / "plain").iterdir()] == ["1.note"]
+
+
 def test_missing_items_from_file_agents(tmp_path: Path) -> None:
     store = AgentStore(FolderAgent(str(tmp_path)))
     with pytest.raises(ItemNotFound):

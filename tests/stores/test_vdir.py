@@ -272,10 +272,12 @@ def test_failed_write_leaves_the_old_file_and_no_temp_file(
 ) -> None:
     item_id, etag = store.add(vcard("keep", "Old"))
 
-    def disk_full(fd: int) -> None:
+    def disk_full(*args: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(os, "fsync", disk_full)
+    # Publishing the temp file is the step that fails (rename and hard link).
+    monkeypatch.setattr(os, "replace", disk_full)
+    monkeypatch.setattr(os, "link", disk_full)
     with pytest.raises(StoreError, match="No space left on device"):
         store.replace(item_id, vcard("keep", "New"), etag=etag)
     with pytest.raises(StoreError):
@@ -390,3 +392,95 @@ def test_bad_color(tmp_path: Path) -> None:
 def test_bad_suffix(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         VdirStore(tmp_path, content_types=(VCARD_30,), suffix="vcf")
+
+
+# ------------------------------------------------------------------ flush
+
+
+class FsyncSpy:
+    """Records what ``os.fsync`` is called on (by path), then syncs for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.synced: list[str] = []
+        self.fail: set[str] = set()
+        real = os.fsync
+
+        def spy(fd: int) -> None:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target in self.fail:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            self.synced.append(target)
+            real(fd)
+
+        monkeypatch.setattr(os, "fsync", spy)
+
+
+def test_writes_are_complete_at_once_and_durable_at_flush(
+    store: VdirStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, etag = store.add(vcard("kept", "Kept"))
+    gone, gone_etag = store.add(vcard("gone"))
+    store.flush()
+    spy = FsyncSpy(monkeypatch)
+    a, _ = store.add(vcard("a", "Alpha"))
+    b, _ = store.add(vcard("b", "Beta"))
+    etag = store.replace(kept, vcard("kept", "First"), etag=etag)
+    store.replace(kept, vcard("kept", "Second"), etag=etag)
+    store.delete(gone, etag=gone_etag)
+    # Nothing synced yet, but every file is whole and the temp files are gone.
+    assert spy.synced == []
+    assert (folder / a).read_bytes().decode() == vcard("a", "Alpha")
+    assert (folder / b).read_bytes().decode() == vcard("b", "Beta")
+    assert (folder / kept).read_bytes().decode() == vcard("kept", "Second")
+    assert sorted(os.listdir(folder)) == sorted(["displayname", a, b, kept])
+    store.flush()
+    # Each touched file once (the twice-replaced one too), then the folder once.
+    files = [str(folder / n) for n in (a, b, kept)]
+    assert sorted(spy.synced[:-1]) == sorted(files)
+    assert spy.synced[-1] == str(folder)
+    # Flushed means forgotten: a second flush has nothing to do.
+    store.flush()
+    assert len(spy.synced) == 4
+
+
+def test_delete_alone_syncs_only_the_folder(
+    store: VdirStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item_id, etag = store.add(vcard("x"))
+    store.flush()
+    spy = FsyncSpy(monkeypatch)
+    store.delete(item_id, etag=etag)
+    store.flush()
+    assert spy.synced == [str(folder)]
+
+
+def test_flush_skips_files_removed_since_they_were_written(
+    store: VdirStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item_id, _ = store.add(vcard("x"))
+    other, _ = store.add(vcard("y"))
+    (folder / item_id).unlink()  # khard deleted it before the session ended
+    spy = FsyncSpy(monkeypatch)
+    store.flush()
+    assert spy.synced == [str(folder / other), str(folder)]
+
+
+def test_failed_flush_raises_and_keeps_the_files_pending(
+    store: VdirStore, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = store.add(vcard("a"))
+    b, _ = store.add(vcard("b"))
+    spy = FsyncSpy(monkeypatch)
+    spy.fail.add(str(folder / a))
+    with pytest.raises(StoreError, match=r"cannot sync .*a\.vcf: Input/output error"):
+        store.flush()
+    spy.fail.clear()
+    spy.synced.clear()
+    store.flush()
+    # The failed file and the folder are synced on the next flush.
+    assert str(folder / a) in spy.synced
+    assert spy.synced[-1] == str(folder)
+    spy.synced.clear()
+    store.flush()
+    assert spy.synced == []
+    assert store.get(a)[0] == vcard("a") and store.get(b)[0] == vcard("b")
