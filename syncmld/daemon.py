@@ -105,6 +105,7 @@ from syncmld.engine.store import Store
 from syncmld.errors import UserError
 from syncmld.protocol.codes import StatusCode, SyncMode
 from syncmld.sdnotify import Notifier
+from syncmld.state.files import prepare_database_directory
 from syncmld.transports.runner import MessageExchanged, SessionRunner, in_thread
 
 if TYPE_CHECKING:
@@ -1389,22 +1390,7 @@ class _OnDemandState:
         path = Path(match["path"])
         if str(path) == ":memory:":
             return
-        directory = path.parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(
-                f"cannot create the directory {directory} for the state database {path}: "
-                f"{exc.strerror or exc}"
-            ) from None
-        if not directory.is_dir():
-            raise UserError(f"cannot use the state database {path}: {directory} is not a directory")
-        if not os.access(directory, os.W_OK | os.X_OK):
-            raise UserError(
-                f"cannot use the state database {path}: the directory {directory} is not writable"
-            )
-        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-            raise UserError(f"cannot use the state database {path}: the file is not writable")
+        prepare_database_directory(path)
 
     def open(self) -> StateRepository:
         """The open repository.

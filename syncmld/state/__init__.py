@@ -7,6 +7,21 @@ schema (:mod:`syncmld.state.models`) is versioned with alembic migrations
 (:mod:`syncmld.state.schema`) that run when the repository opens.
 """
 
-from syncmld.state.repository import DEFAULT_BUSY_TIMEOUT, StateRepository, default_url
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncmld.state.repository import DEFAULT_BUSY_TIMEOUT, StateRepository, default_url
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "StateRepository", "default_url"]
+
+
+def __getattr__(name: str) -> Any:
+    # The repository pulls in SQLAlchemy; importing the package (for
+    # ``syncmld.state.files``) must not.
+    if name in __all__:
+        from syncmld.state import repository  # noqa: PLC0415
+
+        return getattr(repository, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

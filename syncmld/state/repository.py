@@ -78,6 +78,7 @@ from syncmld.engine.state import ItemState, PairState, PeerState, RunRecord, Sto
 from syncmld.errors import SyncmlError, UserError
 from syncmld.protocol.codec import Encoding, decode_devinf, encode_devinf
 from syncmld.state import schema
+from syncmld.state.files import prepare_database_directory
 from syncmld.state.models import (
     DatastorePair,
     Device,
@@ -235,7 +236,7 @@ class StateRepository:
                 kwargs["poolclass"] = StaticPool
                 kwargs["connect_args"] = {"check_same_thread": False}
             elif not url.query.get("uri"):
-                _prepare_directory(Path(database))
+                prepare_database_directory(Path(database))
         try:
             engine = create_engine(url, **kwargs)
         except (NoSuchModuleError, ImportError) as exc:
@@ -671,27 +672,6 @@ def _describe(url: URL) -> str:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return str(url.database)
     return url.render_as_string(hide_password=True)
-
-
-def _prepare_directory(path: Path) -> None:
-    """Create the database file's directory; say clearly when that cannot work."""
-    directory = path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UserError(
-            f"cannot create the directory {directory} for the state database {path}: {reason}"
-        ) from exc
-    if not directory.is_dir():
-        raise UserError(f"cannot use the state database {path}: {directory} is not a directory")
-    # SQLite writes the database and its -wal/-shm files next to each other.
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UserError(
-            f"cannot use the state database {path}: the directory {directory} is not writable"
-        )
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise UserError(f"cannot use the state database {path}: the file is not writable")
 
 
 def _begin_immediate(engine: Engine) -> Engine:
